@@ -1,0 +1,45 @@
+"""modelgit: a git-native model registry.
+
+>>> from modelgit import validate_registry
+>>> report = validate_registry(".", ref="HEAD")      # doctest: +SKIP
+>>> report.valid                                     # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from modelgit.errors import Finding, InvalidError, ModelgitError, UsageError
+
+__all__ = [
+    "Finding",
+    "InvalidError",
+    "ModelgitError",
+    "UsageError",
+    "load_snapshot",
+    "validate_registry",
+]
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from modelgit.snapshot import Snapshot
+    from modelgit.validate import Report
+
+
+def load_snapshot(repo: str = ".", ref: str = "HEAD") -> Snapshot:
+    """The parsed registry at ``ref`` of the repository at ``repo``."""
+    from modelgit.gitstore import GitRepo
+    from modelgit.snapshot import Loader
+
+    return Loader(GitRepo.discover(repo)).load(ref)
+
+
+def validate_registry(repo: str = ".", ref: str = "HEAD", base: str | None = None,
+                      **options: Any) -> Report:
+    """Validate the registry at ``ref`` (and against ``base``); see :class:`modelgit.validate.Report`."""
+    from modelgit.gitstore import GitRepo
+    from modelgit.validate import Validator
+
+    return Validator(GitRepo.discover(repo)).validate(ref, base=base, **options)

@@ -1,0 +1,103 @@
+"""Errors and findings: the one place that knows how a failure is shown and which exit code it has.
+
+This module imports nothing else from the package (like pip's ``exceptions``), so every other
+module can raise from it without import cycles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_BUG = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem in a registry: where it is, a stable code, what is wrong and how to fix it."""
+
+    path: str
+    line: int | None
+    col: int | None
+    code: str
+    message: str
+    hint: str = ""
+
+    def location(self) -> str:
+        if self.line is None:
+            return self.path
+        return f"{self.path}:{self.line}:{self.col or 1}"
+
+    def render(self) -> str:
+        text = f"{self.location()}: {self.code} {self.message}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "col": self.col,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+class ModelgitError(Exception):
+    """An expected failure with a message for the user. The CLI maps it to ``exit_code``."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str = "",
+        path: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+        findings: list[Finding] | tuple[Finding, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.path = path
+        self.line = line
+        self.col = col
+        self.findings = tuple(findings)
+
+    def render(self) -> str:
+        where = ""
+        if self.path:
+            where = self.path
+            if self.line is not None:
+                where += f":{self.line}:{self.col or 1}"
+            where += ": "
+        text = f"{where}{self.message}"
+        for finding in self.findings:
+            text += "\n  " + finding.render()
+        if self.hint:
+            text += f"\nhint: {self.hint}"
+        return text
+
+
+class InvalidError(ModelgitError):
+    """The input (a registry, a file, an artifact) is invalid: exit 1."""
+
+    exit_code = EXIT_INVALID
+
+
+class UsageError(ModelgitError):
+    """The command was called wrongly (unknown model, bad option value, not a repo): exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class GitError(ModelgitError):
+    """A git command failed in a way the user can act on."""
+
+    exit_code = EXIT_INVALID

@@ -1,0 +1,207 @@
+"""Validation of a registry at a ref: per-file findings, artifacts and datasets at that ref, and the
+rules between a base ref and the head (what a pull request may change)."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelgit import rules, yamlio
+from modelgit.artifacts import ArtifactFacts
+from modelgit.errors import Finding, InvalidError
+from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
+from modelgit.snapshot import Loader, Snapshot, model_path
+from modelgit.spec import FileArtifact, Model
+
+MAX_LINK_HOPS = 8
+
+
+@dataclass
+class Report:
+    commit: str | None
+    base: str | None
+    findings: list[Finding]
+    models: int = 0
+    versions: int = 0
+    artifacts_checked: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.findings
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "commit": self.commit,
+            "base": self.base,
+            "models": self.models,
+            "versions": self.versions,
+            "artifacts_checked": self.artifacts_checked,
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+class Validator:
+    """Validates snapshots of one repository; keeps parsed files and artifact facts between runs."""
+
+    def __init__(self, repo: GitRepo, loader: Loader | None = None) -> None:
+        self.repo = repo
+        self.loader = loader or Loader(repo)
+        self.facts = ArtifactFacts(repo.git_dir)
+
+    def validate(
+        self,
+        ref: str | None = "HEAD",
+        *,
+        base: str | None = None,
+        worktree: bool = False,
+        check_artifacts: bool = True,
+    ) -> Report:
+        snapshot = self.loader.load(ref, worktree=worktree)
+        findings = snapshot.findings()
+        models = snapshot.models
+        report = Report(snapshot.commit, None, findings, len(snapshot.files),
+                        sum(len(m.versions) for m in models.values()))
+        if check_artifacts:
+            report.artifacts_checked = self._check_files(snapshot, models, findings)
+        if base is not None:
+            base_snapshot = self.loader.load(base)
+            report.base = base_snapshot.commit
+            findings.extend(base_findings(base_snapshot, snapshot))
+        findings.sort(key=lambda f: (f.path, f.line or 0, f.col or 0, f.code))
+        return report
+
+    def _check_files(self, snapshot: Snapshot, models: dict[str, Model], findings: list[Finding]) -> int:
+        """Artifacts and datasets must exist at the ref, inside the repo, with the recorded sha256
+        and (for ONNX files) the recorded signature."""
+        todo: list[tuple[str, str, tuple[Any, ...], str, str, Any]] = []
+        for model_id, model in models.items():
+            path = model_path(model_id)
+            for index, version in enumerate(model.versions):
+                if version.status == "archived" or not isinstance(version.artifact, FileArtifact):
+                    continue
+                todo.append((path, version.artifact.path, ("versions", index, "artifact"),
+                             version.artifact.sha256, "artifact", version.artifact.signature))
+            if model.evaluation is not None:
+                dataset = model.evaluation.dataset
+                todo.append((path, dataset.path, ("evaluation", "dataset"), dataset.sha256,
+                             "dataset", None))
+        resolved: list[tuple[str, tuple[Any, ...], str, str, Any, Entry]] = []
+        for path, target, jpath, sha256, kind, signature in todo:
+            entry, problem = resolve_path(snapshot, target)
+            if problem:
+                findings.append(_at(snapshot, path, (*jpath, "path"), problem[0], problem[1], problem[2]))
+                continue
+            assert entry is not None
+            resolved.append((path, jpath, sha256, kind, signature, entry))
+        needed = [
+            entry for _, _, _, kind, _, entry in resolved
+            if self.facts.digests.get(entry.blob) is None
+            or (kind == "artifact" and self.facts.signatures.get(entry.blob) is None)
+        ]
+        contents = snapshot.source.read_many((("", e) for e in needed)) if needed else {}
+        for path, jpath, sha256, kind, signature, entry in resolved:
+            data = contents.get(entry.blob, b"")
+            digest = self.facts.sha256(entry.blob, data)
+            if digest != sha256:
+                findings.append(_at(snapshot, path, (*jpath, "sha256"), "ART001",
+                                    f"{kind} sha256 mismatch: recorded {sha256[:12]}…, "
+                                    f"file has {digest[:12]}…",
+                                    "the file changed; register it as a new version "
+                                    "(or fix the recorded sha256 if it was a typo)"))
+                continue
+            if kind != "artifact":
+                continue
+            try:
+                actual = self.facts.signature(entry.blob, data)
+            except InvalidError as exc:
+                findings.append(_at(snapshot, path, (*jpath, "path"), "ART002", exc.message,
+                                    "export the model again (e.g. with skl2onnx) and register it"))
+                continue
+            if signature is not None and signature.model_dump() != actual:
+                findings.append(_at(snapshot, path, (*jpath, "signature"), "ART003",
+                                    f"recorded signature does not match the ONNX file: "
+                                    f"file has {_short_signature(actual)}",
+                                    "re-register the artifact so the signature is read from it"))
+        self.facts.flush()
+        return len(resolved)
+
+
+def _short_signature(signature: dict[str, Any]) -> str:
+    def part(tensors: list[dict[str, Any]]) -> str:
+        return ", ".join(f"{t['name']}:{t['type']}{t['shape']}" for t in tensors)
+
+    return f"inputs [{part(signature['inputs'])}] outputs [{part(signature['outputs'])}]"
+
+
+def resolve_path(snapshot: Snapshot, path: str) -> tuple[Entry | None, tuple[str, str, str] | None]:
+    """The file a repo-relative path names at the snapshot, following symlinks that stay inside
+    the repository. Returns (entry, None) or (None, (code, message, hint))."""
+    current = path
+    for _ in range(MAX_LINK_HOPS):
+        entry = snapshot.entries.get(current)
+        if entry is None:
+            entry = _lookup_outside_registry(snapshot, current)
+        if entry is None:
+            where = f"commit {snapshot.commit[:12]}" if snapshot.commit else "the working tree"
+            return None, ("ART010", f"file '{current}' does not exist at {where}",
+                          f"commit the file (git add {current}) or fix the path")
+        if entry.mode != SYMLINK_MODE:
+            return entry, None
+        target = snapshot.source.read(current, entry).decode("utf-8", "replace")
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(current), target))
+        if target.startswith("/") or joined == ".." or joined.startswith("../"):
+            return None, ("PATH010", f"'{current}' is a symlink to '{target}', outside the repository",
+                          "commit the file itself inside the repository")
+        current = joined
+    return None, ("PATH011", f"'{path}' is a chain of more than {MAX_LINK_HOPS} symlinks",
+                  "point the path at the file itself")
+
+
+def _lookup_outside_registry(snapshot: Snapshot, path: str) -> Entry | None:
+    source = snapshot.source
+    if snapshot.commit is None:
+        import os
+
+        from modelgit.gitstore import blob_id
+
+        full = source.root / path
+        if full.is_symlink():
+            data = os.readlink(full).encode()
+            entry = Entry(SYMLINK_MODE, blob_id(data))
+        elif full.is_file():
+            data = full.read_bytes()
+            entry = Entry("100644", blob_id(data))
+        else:
+            return None
+        source._bytes[entry.blob] = data
+        return entry
+    return source.repo.tree(snapshot.commit, path).get(path)
+
+
+def _at(snapshot: Snapshot, path: str, jpath: tuple[Any, ...], code: str, message: str,
+        hint: str) -> Finding:
+    data = snapshot.read(path)
+    line, col, _ = yamlio.locate(data, jpath)
+    return Finding(path, line, col, code, message, hint)
+
+
+def base_findings(base: Snapshot, head: Snapshot) -> list[Finding]:
+    """What a change from ``base`` to ``head`` may not do, per model."""
+    findings: list[Finding] = []
+    head_models = head.models
+    for model_id, base_model in base.models.items():
+        path = model_path(model_id)
+        head_model = head_models.get(model_id)
+        if head_model is None and model_id in head.files:
+            continue  # invalid at head: its own findings already say why
+        data = head.read(path) if head_model is not None else b""
+        for jpath, code, message, hint in rules.base_rules(base_model, head_model):
+            if head_model is None or not jpath:
+                findings.append(Finding(path, None, None, code, message, hint))
+            else:
+                line, col, _ = yamlio.locate(data, jpath)
+                findings.append(Finding(path, line, col, code, message, hint))
+    return findings

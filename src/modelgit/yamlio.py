@@ -1,0 +1,306 @@
+"""Strict YAML reading with positions.
+
+Registry files are read from libyaml's *event* stream and built into plain Python data by a small
+loop of our own, instead of ``yaml.safe_load``:
+
+* libyaml's parser is iterative, so deep nesting cannot overflow the C stack (its recursive
+  composer segfaults near 30,000 nested ``[``); we stop at :data:`MAX_DEPTH` levels.
+* Anchors, aliases, merge keys, explicit tags, duplicate keys, several documents and non-string
+  keys are all visible in events and refused with their line and column — an alias can never be
+  expanded, so a "billion laughs" document costs nothing.
+* It is faster than PyYAML's constructor (no node graph, no generators), which matters because
+  parsing is the floor of a cold ``validate``.
+
+Positions of values are not kept on the fast path; :func:`locate` re-reads the file to find the
+line of a JSON path when a finding needs it (rare, so we pay only then).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+import yaml.reader
+from yaml.constructor import SafeConstructor
+from yaml.events import (
+    AliasEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+
+from modelgit.errors import Finding
+
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+
+try:  # libyaml is bundled with PyYAML wheels; fall back to the pure parser if it is missing.
+    _Parser: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on the PyYAML build
+    _Parser = yaml.SafeLoader
+
+# YAML 1.1 implicit typing of plain scalars, as PyYAML applies it. We keep it (rather than
+# reading everything as strings) so that `version: 1.10` is *detected* and refused with a hint
+# instead of silently becoming the float 1.1 or the string "1.10" depending on the tool.
+_BOOL = re.compile(r"^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$")
+_TRUE = frozenset({"yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"})
+_NULL = frozenset({"", "~", "null", "Null", "NULL"})
+_INT = re.compile(
+    r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
+    r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$"
+)
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+    r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+)$"
+)
+_TIMESTAMP = re.compile(
+    r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \t]+)[0-9]{1,2}"
+    r":[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)$"
+)
+# First characters that can start a non-string plain scalar; anything else is a string at once.
+_TYPED_START = frozenset("0123456789+-.~ynYNtTfFoO")
+_constructor = SafeConstructor()
+
+
+def _typed(text: str) -> Any:
+    """The value PyYAML's YAML 1.1 resolver gives a plain scalar (timestamps stay text)."""
+    if not text:
+        return None
+    if text[0] not in _TYPED_START:
+        return text
+    if text in _NULL:
+        return None
+    if _BOOL.match(text):
+        return text in _TRUE
+    if _INT.match(text):
+        return _constructor.construct_yaml_int(yaml.ScalarNode("", text))
+    if _FLOAT.match(text):
+        return _constructor.construct_yaml_float(yaml.ScalarNode("", text))
+    return text
+
+
+def is_typed_plain(text: str) -> bool:
+    """True when a plain (unquoted) scalar would not be read as the string it looks like."""
+    return not isinstance(_typed(text), str) or bool(_TIMESTAMP.match(text))
+
+
+class _Stop(Exception):
+    """Raised inside the builder when reading cannot go on (depth, parse error)."""
+
+
+def _err(findings: list[Finding], path: str, mark: Any, code: str, message: str, hint: str = "") -> None:
+    findings.append(Finding(path, mark.line + 1, mark.column + 1, code, message, hint))
+
+
+def _quote_hint(text: str) -> str:
+    return "quote it: '" + text.replace("'", "''") + "'"
+
+
+def load(data: bytes, path: str) -> tuple[Any, list[Finding]]:
+    """Read one YAML document strictly. Returns ``(data, findings)``; data is None on findings.
+
+    Every finding has the file, line and column, a stable code (``YAML…``) and a hint.
+    """
+    findings: list[Finding] = []
+    if len(data) > MAX_BYTES:
+        findings.append(
+            Finding(
+                path, None, None, "YAML001",
+                f"file is {len(data):,} bytes, over the {MAX_BYTES:,}-byte limit",
+                "split the model or move data out of the registry file",
+            )
+        )
+        return None, findings
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        findings.append(
+            Finding(path, line, col, "YAML002", f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                    "save the file as UTF-8")
+        )
+        return None, findings
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        value = _build(text, path, findings)
+    except _Stop:
+        return None, findings
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        findings.append(
+            Finding(path, mark.line + 1 if mark else None, mark.column + 1 if mark else None,
+                    "YAML003", f"YAML syntax error: {message}", "fix the YAML syntax at that position")
+        )
+        return None, findings
+    except yaml.reader.ReaderError as exc:  # control characters: a position, not a mark
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        findings.append(Finding(path, line, col, "YAML004",
+                                f"control character U+{_codepoint(exc.character):04X} is not allowed",
+                                "remove it or write it as an escape in a double-quoted string"))
+        return None, findings
+    if findings:
+        return None, findings
+    return value, findings
+
+
+def _codepoint(character: int | str) -> int:
+    return character if isinstance(character, int) else ord(character)
+
+
+def _build(text: str, path: str, findings: list[Finding]) -> Any:
+    parser = _Parser(text)
+    try:
+        return _build_events(parser, path, findings)
+    finally:
+        parser.dispose()
+
+
+def _build_events(parser: Any, path: str, findings: list[Finding]) -> Any:
+    # Each open collection is a frame [container, is_mapping, pending_key, pending_key_mark].
+    stack: list[list[Any]] = []
+    root: Any = None
+    documents = 0
+    get_event = parser.get_event
+    while True:
+        event = get_event()
+        cls = event.__class__
+        if cls is ScalarEvent:
+            if event.anchor is not None:
+                _err(findings, path, event.start_mark, "YAML010",
+                     f"anchor '&{event.anchor}' is not allowed", "write the value out in full")
+            if event.tag is not None:
+                _err(findings, path, event.start_mark, "YAML011",
+                     f"explicit tag '{event.tag}' is not allowed", "remove the tag; quote strings")
+            value = _typed(event.value) if event.implicit[0] else event.value
+        elif cls is MappingStartEvent or cls is SequenceStartEvent:
+            if event.anchor is not None:
+                _err(findings, path, event.start_mark, "YAML010",
+                     f"anchor '&{event.anchor}' is not allowed", "write the value out in full")
+            if event.tag is not None:
+                _err(findings, path, event.start_mark, "YAML011",
+                     f"explicit tag '{event.tag}' is not allowed", "remove the tag")
+            if len(stack) >= MAX_DEPTH:
+                _err(findings, path, event.start_mark, "YAML012",
+                     f"nesting deeper than {MAX_DEPTH} levels", "flatten the structure")
+                raise _Stop
+            container: Any = {} if cls is MappingStartEvent else []
+            stack.append([container, cls is MappingStartEvent, _NO_KEY, None])
+            continue
+        elif cls is MappingEndEvent or cls is SequenceEndEvent:
+            value = stack.pop()[0]
+        elif cls is AliasEvent:
+            _err(findings, path, event.start_mark, "YAML013",
+                 f"alias '*{event.anchor}' is not allowed", "write the value out in full")
+            value = None
+        elif cls is DocumentStartEvent:
+            documents += 1
+            if documents > 1:
+                _err(findings, path, event.start_mark, "YAML014",
+                     "more than one YAML document in the file", "keep one document; remove '---'")
+                raise _Stop
+            continue
+        elif cls is StreamEndEvent:
+            return root
+        else:  # StreamStart, DocumentEnd
+            continue
+
+        if not stack:
+            root = value
+            continue
+        frame = stack[-1]
+        if not frame[1]:
+            frame[0].append(value)
+        elif frame[2] is _NO_KEY:
+            mark = event.start_mark
+            if not isinstance(value, str):
+                shown = event.value if cls is ScalarEvent else "a collection"
+                hint = _quote_hint(event.value) if cls is ScalarEvent else "keys must be strings"
+                _err(findings, path, mark, "YAML015",
+                     f"key {shown} is read as {_kind(value)}, not a string", hint)
+                value = f"\x00{id(event)}"  # placeholder so the value still pairs up
+            elif value == "<<" and cls is ScalarEvent and event.implicit[0]:
+                _err(findings, path, mark, "YAML016", "merge key '<<' is not allowed",
+                     "write the merged keys out in full")
+            elif value in frame[0]:
+                _err(findings, path, mark, "YAML017", f"duplicate key '{value}'",
+                     "keep one of them; YAML would silently keep the last")
+            frame[2] = value
+            frame[3] = mark
+        else:
+            frame[0][frame[2]] = value
+            frame[2] = _NO_KEY
+
+
+_NO_KEY = object()
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    return "a " + type(value).__name__
+
+
+def locate(data: bytes, path: tuple[str | int, ...]) -> tuple[int, int, str | None]:
+    """Line and column (1-based) of the value at JSON ``path``, and its source text when it is a
+    plain scalar (None otherwise). Falls back to the deepest existing parent; (1, 1) for root."""
+    parser = _Parser(data.decode("utf-8", errors="replace"))
+    best = (1, 1, None)
+    # Frames: [is_mapping, next_index_or_pending_key, expecting_key, path_prefix]
+    stack: list[list[Any]] = []
+    try:
+        while True:
+            event = parser.get_event()
+            cls = event.__class__
+            if cls is StreamEndEvent:
+                return best
+            if cls in (MappingEndEvent, SequenceEndEvent):
+                stack.pop()
+                continue
+            if cls not in (ScalarEvent, MappingStartEvent, SequenceStartEvent, AliasEvent):
+                continue
+            if stack:
+                frame = stack[-1]
+                if frame[0] and frame[2]:  # this event is a key
+                    frame[1] = event.value if cls is ScalarEvent else None
+                    frame[2] = False
+                    key_path = (*frame[3], frame[1])
+                    if key_path == path[: len(key_path)]:
+                        best = (event.start_mark.line + 1, event.start_mark.column + 1, None)
+                    continue
+                if frame[0]:
+                    here = (*frame[3], frame[1])
+                    frame[2] = True
+                else:
+                    here = (*frame[3], frame[1])
+                    frame[1] += 1
+            else:
+                here = ()
+            if here == path[: len(here)]:
+                plain = event.value if cls is ScalarEvent and event.implicit[0] else None
+                best = (event.start_mark.line + 1, event.start_mark.column + 1, plain)
+                if here == path:
+                    return best
+            if cls is MappingStartEvent:
+                stack.append([True, None, True, here])
+            elif cls is SequenceStartEvent:
+                stack.append([False, 0, False, here])
+    except yaml.YAMLError:
+        return best
+    finally:
+        parser.dispose()
