@@ -49,7 +49,7 @@ def datasets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 
 def train_models() -> dict[tuple[str, str], Any]:
     """The fitted scikit-learn estimators: (model, version) → estimator."""
-    from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+    from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

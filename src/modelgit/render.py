@@ -11,7 +11,10 @@ STATUS_STYLE = {"active": "bold green", "staging": "yellow", "deprecated": "dim"
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(soft_wrap=True)
+    console = Console()
+    if not console.is_terminal:  # piped: don't squeeze ids into 80 columns
+        console = Console(width=200)
+    return console
 
 
 def _num(value: float | None) -> str:

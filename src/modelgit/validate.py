@@ -101,7 +101,7 @@ class Validator:
             if self.facts.digests.get(entry.blob) is None
             or (kind == "artifact" and self.facts.signatures.get(entry.blob) is None)
         ]
-        contents = snapshot.source.read_many((("", e) for e in needed)) if needed else {}
+        contents = snapshot.source.read_many(("", e) for e in needed) if needed else {}
         for path, jpath, sha256, kind, signature, entry in resolved:
             data = contents.get(entry.blob, b"")
             digest = self.facts.sha256(entry.blob, data)

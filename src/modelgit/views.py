@@ -47,10 +47,7 @@ def version_summary(version: Any) -> dict[str, Any]:
 
 def show(snapshot: Snapshot, model_id: str | None = None) -> dict[str, Any]:
     """Models at a snapshot: all of them, or one (UsageError if unknown)."""
-    if model_id is not None:
-        models = {model_id: snapshot.model(model_id)}
-    else:
-        models = snapshot.models
+    models = {model_id: snapshot.model(model_id)} if model_id is not None else snapshot.models
     invalid = sorted(mid for mid, f in snapshot.files.items() if f.spec is None)
     return {
         "commit": snapshot.commit,
