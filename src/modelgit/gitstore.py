@@ -183,3 +183,69 @@ class GitRepo:
 
     def parents(self, commit: str) -> list[str]:
         return self.git_text("rev-list", "--parents", "-n1", commit).split()[1:]
+
+
+ZERO_SHA = "0" * 40
+
+
+class CommitWriter:
+    """Builds commits from git objects alone: a temporary index file, ``write-tree`` and
+    ``commit-tree``. The user's index, working tree and HEAD are never read or written, so two
+    proposals can run side by side in one repository."""
+
+    def __init__(self, repo: GitRepo) -> None:
+        self.repo = repo
+
+    def write_blob(self, data: bytes) -> str:
+        return self.repo.git("hash-object", "-w", "--stdin", input=data).stdout.decode().strip()
+
+    def write_tree(self, base_commit: str | None, changes: Mapping[str, tuple[str, str] | None]) -> str:
+        """The tree of ``base_commit`` with ``changes`` (path → (mode, blob), or None to delete)."""
+        import tempfile
+
+        fd, index_path = tempfile.mkstemp(prefix="modelgit-index-", dir=self.repo.git_dir)
+        os.close(fd)
+        os.unlink(index_path)  # git wants to create the index file itself
+        env = {"GIT_INDEX_FILE": index_path}
+        try:
+            if base_commit:
+                self.repo.git("read-tree", base_commit, env=env)
+            lines = []
+            for path, change in changes.items():
+                if change is None:
+                    lines.append(f"0 {ZERO_SHA}\t{path}")
+                else:
+                    lines.append(f"{change[0]} {change[1]}\t{path}")
+            if lines:
+                payload = ("\n".join(lines) + "\n").encode()
+                self.repo.git("update-index", "--index-info", input=payload, env=env)
+            return self.repo.git("write-tree", env=env).stdout.decode().strip()
+        finally:
+            for leftover in (index_path, index_path + ".lock"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+
+    def commit(self, tree: str, parents: Iterable[str], message: str) -> str:
+        args = ["commit-tree", tree]
+        for parent in parents:
+            args += ["-p", parent]
+        return self.repo.git(*args, input=message.encode()).stdout.decode().strip()
+
+    def create_branch(self, branch: str, commit: str) -> None:
+        """Create ``refs/heads/<branch>`` atomically; a UsageError if it already exists."""
+        proc = self.repo.git("update-ref", "-m", "modelgit proposal", f"refs/heads/{branch}",
+                             commit, ZERO_SHA, check=False)
+        if proc.returncode != 0:
+            if self.repo.try_resolve(f"refs/heads/{branch}"):
+                raise UsageError(f"branch '{branch}' already exists",
+                                 hint="pass --branch NAME, or delete it: git branch -D " + branch)
+            raise GitError(f"could not create branch '{branch}': "
+                           f"{proc.stderr.decode('utf-8', 'replace').strip()}")
+
+    def move_branch(self, branch: str, new: str, old: str) -> None:
+        """Move a branch from ``old`` to ``new`` only if nobody moved it meanwhile."""
+        proc = self.repo.git("update-ref", "-m", "modelgit proposal", f"refs/heads/{branch}",
+                             new, old, check=False)
+        if proc.returncode != 0:
+            raise GitError(f"branch '{branch}' moved while modelgit was working; nothing was changed",
+                           hint="run the command again")

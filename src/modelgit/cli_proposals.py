@@ -1,0 +1,205 @@
+"""CLI verbs that propose registry changes: each validates, then commits on its own branch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from modelgit.errors import EXIT_OK, UsageError
+
+
+def proposal_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every proposing verb shares."""
+    options = [
+        click.option("--ref", default="HEAD", show_default=True,
+                     help="Build the change on top of this ref."),
+        click.option("--branch", default=None, metavar="NAME",
+                     help="Branch to create (default: modelgit/<model>/<action>-<version>)."),
+        click.option("--on-current-branch", is_flag=True,
+                     help="Commit to the checked-out branch instead of a new one (refuses if the "
+                          "touched files have uncommitted edits)."),
+        click.option("--push", default=None, metavar="REMOTE", help="Push the branch to REMOTE."),
+        click.option("--dry-run", is_flag=True, help="Print the diff; commit nothing."),
+        click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def run_proposal(obj: Any, plan: Callable[[Any], Any], ref: str, branch: str | None,
+                 on_current_branch: bool, push: str | None, dry_run: bool, as_json: bool) -> int:
+    from modelgit import proposals
+    from modelgit.validate import Validator
+
+    repo = obj.repo()
+    validator = Validator(repo)
+    base = validator.loader.load("HEAD" if on_current_branch else ref)
+    proposal = plan(base)
+    outcome = proposals.apply(repo, proposal, validator=validator, base=base, branch=branch,
+                              on_current_branch=on_current_branch, push=push, dry_run=dry_run)
+    if as_json:
+        from modelgit.cli import _emit_json
+
+        _emit_json(outcome.as_dict())
+        return EXIT_OK
+    if dry_run:
+        click.echo(outcome.diff, nl=False)
+        click.echo(f"dry run: would commit '{proposal.subject}'; nothing was committed", err=True)
+        return EXIT_OK
+    assert outcome.commit is not None
+    click.echo(f"{proposal.subject}")
+    if outcome.on_current_branch:
+        click.echo(f"committed {outcome.commit[:12]} on {outcome.branch}")
+    else:
+        click.echo(f"committed {outcome.commit[:12]} on new branch {outcome.branch}")
+        if outcome.pushed:
+            click.echo(f"pushed to {outcome.pushed}; open a pull request from {outcome.branch}")
+        else:
+            click.echo(f"push it and open a pull request:\n  git push origin {outcome.branch}")
+    return EXIT_OK
+
+
+def _parse_metrics(items: tuple[str, ...]) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            metrics[key] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key:
+            raise UsageError(f"--metric '{item}' is not NAME=NUMBER", hint="e.g. --metric rmse=0.31")
+    return metrics
+
+
+def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> None:
+    @cli.command()
+    @click.argument("model")
+    @click.argument("version")
+    @click.option("--artifact", required=True, metavar="PATH|URI",
+                  help="ONNX file to copy under registry/artifacts/, or a URI to record.")
+    @click.option("--sha256", default=None, help="Digest of a URI artifact (required for URIs).")
+    @click.option("--metric", "metrics", multiple=True, metavar="NAME=VALUE",
+                  help="A metric of this version (repeatable).")
+    @click.option("--improvement", "improvements", multiple=True, metavar="TEXT",
+                  help="What got better (repeatable).")
+    @click.option("--breaking-change", "breaking", multiple=True, metavar="TEXT",
+                  help="A breaking change, required when inputs/outputs differ from the active version.")
+    @click.option("--migration-notes", default=None, metavar="TEXT", help="How callers migrate.")
+    @click.option("--data-source", default=None, metavar="NAME", help="Where the training data came from.")
+    @click.option("--weight", type=click.FloatRange(0, 1), default=None, help="Blend weight (0..1).")
+    @click.option("--trained", default=None, metavar="YYYY-MM-DD", help="Training date (default: today).")
+    @click.option("--task", type=click.Choice(["regression", "binary-classification", "multiclass",
+                                               "generation"]), default=None,
+                  help="Task of a new model (only when MODEL does not exist yet).")
+    @proposal_options
+    @pass_context
+    def register(obj: Any, model: str, version: str, artifact: str, sha256: str | None,
+                 metrics: tuple[str, ...], improvements: tuple[str, ...], breaking: tuple[str, ...],
+                 migration_notes: str | None, data_source: str | None, weight: float | None,
+                 trained: str | None, task: str | None, **opts: Any) -> int:
+        """Register VERSION of MODEL (status staging) from an ONNX file or a URI."""
+        from modelgit import proposals
+
+        new = proposals.NewVersion(
+            artifact=artifact, sha256=sha256, metrics=_parse_metrics(metrics),
+            improvements=improvements, breaking_changes=breaking, migration_notes=migration_notes,
+            data_source=data_source, weight=weight, trained=trained, task=task,
+        )
+        return run_proposal(obj, lambda s: proposals.plan_register(s, model, version, new), **opts)
+
+    def lifecycle(name: str, planner: str, doc: str) -> None:
+        @click.argument("model")
+        @click.argument("version")
+        @proposal_options
+        @pass_context
+        def command(obj: Any, model: str, version: str, **opts: Any) -> int:
+            from modelgit import proposals
+
+            plan = getattr(proposals, planner)
+            return run_proposal(obj, lambda s: plan(s, model, version), **opts)
+
+        command.__doc__ = doc
+        cli.command(name)(command)
+
+    lifecycle("promote", "plan_promote",
+              "Make VERSION active; the previous active version becomes deprecated and traffic "
+              "that no longer applies is cleared.")
+    lifecycle("deprecate", "plan_deprecate", "Deprecate the active VERSION (still loadable by pin).")
+    lifecycle("archive", "plan_archive", "Archive a staging or deprecated VERSION (no longer loadable).")
+
+    @cli.command()
+    @click.argument("model")
+    @click.argument("version")
+    @click.argument("weight", type=float)
+    @proposal_options
+    @pass_context
+    def weight(obj: Any, model: str, version: str, weight: float, **opts: Any) -> int:
+        """Set the blend WEIGHT (0..1) of VERSION."""
+        from modelgit import proposals
+
+        return run_proposal(obj, lambda s: proposals.plan_weight(s, model, version, weight), **opts)
+
+    @cli.command()
+    @click.argument("model")
+    @click.argument("shares", nargs=-1, required=True, metavar="VERSION=PERCENT...")
+    @proposal_options
+    @pass_context
+    def split(obj: Any, model: str, shares: tuple[str, ...], **opts: Any) -> int:
+        """Set the A/B traffic split of MODEL, e.g. v1=90 v2=10 (must sum to 100)."""
+        from modelgit import proposals
+
+        parsed = proposals.parse_split(shares)
+        return run_proposal(obj, lambda s: proposals.plan_split(s, model, parsed), **opts)
+
+    @cli.group()
+    def ab() -> None:
+        """Start or stop an A/B test of a staging version against the active one."""
+
+    @ab.command("start")
+    @click.argument("model")
+    @click.argument("version")
+    @click.option("--traffic", "percent", type=float, required=True,
+                  help="Percent of traffic for VERSION; the active version gets the rest.")
+    @proposal_options
+    @pass_context
+    def ab_start(obj: Any, model: str, version: str, percent: float, **opts: Any) -> int:
+        """Send PERCENT of MODEL's traffic to staging VERSION."""
+        from modelgit import proposals
+
+        return run_proposal(obj, lambda s: proposals.plan_ab_start(s, model, version, percent), **opts)
+
+    @ab.command("stop")
+    @click.argument("model")
+    @click.option("--promote", "outcome", flag_value="promote", help="Promote the tested version.")
+    @click.option("--abandon", "outcome", flag_value="abandon",
+                  help="Send all traffic back to the active version.")
+    @proposal_options
+    @pass_context
+    def ab_stop(obj: Any, model: str, outcome: str | None, **opts: Any) -> int:
+        """End MODEL's A/B test: --promote the tested version or --abandon it."""
+        from modelgit import proposals
+
+        if outcome is None:
+            raise click.UsageError("say how the test ends: --promote or --abandon")
+        return run_proposal(
+            obj, lambda s: proposals.plan_ab_stop(s, model, promote=outcome == "promote"), **opts)
+
+    @cli.command()
+    @click.argument("model")
+    @click.option("--to", "to_version", default=None, metavar="VERSION",
+                  help="Instead of reverting, make VERSION active again (a forward change).")
+    @proposal_options
+    @pass_context
+    def rollback(obj: Any, model: str, to_version: str | None, **opts: Any) -> int:
+        """Revert the newest commit that changed MODEL's active version, traffic or weights."""
+        from modelgit import proposals
+
+        repo = obj.repo()
+        if to_version is not None:
+            return run_proposal(
+                obj, lambda s: proposals.plan_promote(s, model, to_version, action="rollback"), **opts)
+        return run_proposal(obj, lambda s: proposals.plan_rollback(repo, s, model), **opts)

@@ -1,0 +1,702 @@
+"""Proposals: every registry change is a validated commit on its own branch.
+
+A verb (``plan_*``) reads the model file at a base commit, edits it with comment-preserving YAML,
+and returns a :class:`Proposal` (new file bytes + commit message). :func:`apply` validates the
+resulting registry with the same pipeline as ``modelgit validate`` (including the base-ref rules)
+and only then writes git objects and creates the branch — from objects alone, never touching the
+user's working tree, index or HEAD (except with ``on_current_branch``, which updates exactly the
+files it changed).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelgit import yamledit
+from modelgit.errors import InvalidError, UsageError
+from modelgit.gitstore import CommitWriter, Entry, GitRepo, blob_id
+from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, model_path
+from modelgit.spec import FileArtifact, Model, UriArtifact
+
+MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
+VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+SERVABLE = ("active", "staging")
+# Actions whose commits change what serves; `rollback` looks for the newest of these.
+SERVING_ACTIONS = frozenset(
+    {"promote", "deprecate", "archive", "weight", "split", "ab-start", "ab-stop", "rollback"}
+)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    model: str
+    action: str
+    version: str | None
+    subject: str
+    base_commit: str
+    changes: Mapping[str, bytes | None]  # repo path → new content (None deletes)
+    modes: Mapping[str, str] = field(default_factory=dict)
+    body: str = ""
+    extra_trailers: Mapping[str, str] = field(default_factory=dict)
+    slug: str | None = None  # branch suffix when there is no version (e.g. split-80-20)
+
+    @property
+    def message(self) -> str:
+        return commit_message(self.model, self.action, self.version, self.subject, self.body,
+                              self.extra_trailers)
+
+    def default_branch(self) -> str:
+        suffix = self.slug or (f"{self.action}-{self.version}" if self.version else self.action)
+        return f"modelgit/{self.model}/{suffix}"
+
+
+def commit_message(model: str, action: str, version: str | None, subject: str, body: str = "",
+                   extra_trailers: Mapping[str, str] | None = None) -> str:
+    """The one place commit messages come from: subject, optional body, then trailers."""
+    trailers = [f"Modelgit-Model: {model}", f"Modelgit-Action: {action}"]
+    if version:
+        trailers.append(f"Modelgit-Version: {version}")
+    trailers.extend(f"{k}: {v}" for k, v in (extra_trailers or {}).items())
+    parts = [subject.strip()]
+    if body.strip():
+        parts.append(body.strip())
+    parts.append("\n".join(trailers))
+    return "\n\n".join(parts) + "\n"
+
+
+# -- argument checks --------------------------------------------------------------------------------
+def check_model_id(model_id: str) -> None:
+    if not MODEL_ID.match(model_id) or ".." in model_id or len(model_id) > 128:
+        raise UsageError(
+            f"'{model_id}' is not a valid model id",
+            hint="use lowercase letters, digits, '_', '-', '.', with '/' only between parts "
+                 "(e.g. calling_score or openrouter/qwen-2.5-7b-instruct); no '..'",
+        )
+
+
+def check_version_id(version: str) -> None:
+    if not VERSION_ID.match(version) or len(version) > 64:
+        raise UsageError(f"'{version}' is not a valid version id",
+                         hint="use letters, digits, '.', '_', '-', '+', starting with a letter or digit")
+
+
+def _model(snapshot: Snapshot, model_id: str) -> Model:
+    check_model_id(model_id)
+    return snapshot.model(model_id)
+
+
+def _version(model: Model, model_id: str, version: str) -> Any:
+    found = model.version(version)
+    if found is None:
+        known = ", ".join(v.version for v in model.versions)
+        raise UsageError(f"model '{model_id}' has no version '{version}'", hint=f"known versions: {known}")
+    return found
+
+
+def _edit(snapshot: Snapshot, model_id: str, change: Any) -> dict[str, bytes]:
+    path = model_path(model_id)
+    text = snapshot.read(path).decode("utf-8")
+    return {path: yamledit.edit(text, change).encode("utf-8")}
+
+
+def _find(data: Any, version: str) -> Any:
+    for item in data["versions"]:
+        if str(item.get("version")) == version:
+            return item
+    raise AssertionError(version)  # checked on the typed model before
+
+
+def _prune_traffic(data: Any) -> None:
+    """Drop traffic entries of versions that can no longer serve; if what is left no longer adds
+    up to 100 % with the active version in it, clear the split (100 % to the active version)."""
+    traffic = data.get("traffic")
+    if traffic is None:
+        return
+    statuses = {str(v.get("version")): v.get("status") for v in data["versions"]}
+    for version in [v for v in traffic if statuses.get(str(v)) not in SERVABLE]:
+        del traffic[version]
+    active = [v for v, s in statuses.items() if s == "active"]
+    if not traffic or not active or active[0] not in traffic or abs(sum(traffic.values()) - 100) > 1e-9:
+        del data["traffic"]
+
+
+# -- verbs ------------------------------------------------------------------------------------------
+def plan_promote(snapshot: Snapshot, model_id: str, version: str, action: str = "promote") -> Proposal:
+    model = _model(snapshot, model_id)
+    target = _version(model, model_id, version)
+    if target.status == "active":
+        raise InvalidError(f"'{model_id}' version '{version}' is already active")
+    if target.status not in ("staging", "deprecated"):
+        raise InvalidError(f"cannot promote {target.status} version '{version}' of '{model_id}'",
+                           hint="only staging or deprecated versions can become active")
+    previous = model.active
+
+    def change(data: Any) -> None:
+        for item in data["versions"]:
+            if item.get("status") == "active":
+                item["status"] = "deprecated"
+        _find(data, version)["status"] = "active"
+        _prune_traffic(data)
+
+    was = f" (was {previous.version})" if previous else ""
+    return Proposal(model_id, action, version, f"{model_id}: promote {version} to active{was}",
+                    snapshot.commit or "", _edit(snapshot, model_id, change))
+
+
+def plan_deprecate(snapshot: Snapshot, model_id: str, version: str) -> Proposal:
+    model = _model(snapshot, model_id)
+    target = _version(model, model_id, version)
+    if target.status != "active":
+        raise InvalidError(f"cannot deprecate {target.status} version '{version}' of '{model_id}'",
+                           hint="only the active version can be deprecated; archive staging versions")
+
+    def change(data: Any) -> None:
+        _find(data, version)["status"] = "deprecated"
+        _prune_traffic(data)
+
+    return Proposal(model_id, "deprecate", version, f"{model_id}: deprecate {version}",
+                    snapshot.commit or "", _edit(snapshot, model_id, change))
+
+
+def plan_archive(snapshot: Snapshot, model_id: str, version: str) -> Proposal:
+    model = _model(snapshot, model_id)
+    target = _version(model, model_id, version)
+    if target.status not in ("staging", "deprecated"):
+        hint = "deprecate it first" if target.status == "active" else "it is archived already"
+        raise InvalidError(f"cannot archive {target.status} version '{version}' of '{model_id}'", hint=hint)
+
+    def change(data: Any) -> None:
+        _find(data, version)["status"] = "archived"
+        traffic = data.get("traffic")
+        if traffic is not None and version in traffic:
+            share = traffic.pop(version)
+            active = model.active
+            if active is not None and active.version in traffic:
+                traffic[active.version] = traffic[active.version] + share
+        _prune_traffic(data)
+
+    return Proposal(model_id, "archive", version, f"{model_id}: archive {version}",
+                    snapshot.commit or "", _edit(snapshot, model_id, change))
+
+
+def plan_weight(snapshot: Snapshot, model_id: str, version: str, weight: float) -> Proposal:
+    model = _model(snapshot, model_id)
+    target = _version(model, model_id, version)
+    if not 0 <= weight <= 1:
+        raise UsageError(f"weight {weight:g} is outside [0, 1]", hint="a blend weight is between 0 and 1")
+    old = target.weight
+
+    def change(data: Any) -> None:
+        _find(data, version)["weight"] = weight
+
+    old_text = "unset" if old is None else f"{old:g}"
+    return Proposal(model_id, "weight", version,
+                    f"{model_id}: weight of {version} {old_text} → {weight:g}",
+                    snapshot.commit or "", _edit(snapshot, model_id, change))
+
+
+def parse_split(items: Sequence[str]) -> dict[str, float]:
+    """``["v1=90", "v2=10"]`` → ``{"v1": 90.0, "v2": 10.0}``; UsageError on bad syntax."""
+    split: dict[str, float] = {}
+    for item in items:
+        version, sep, percent = item.partition("=")
+        try:
+            value = float(percent)
+        except ValueError:
+            value = None
+        if not sep or not version or value is None:
+            raise UsageError(f"'{item}' is not VERSION=PERCENT", hint="e.g. modelgit split MODEL v1=90 v2=10")
+        if version in split:
+            raise UsageError(f"version '{version}' is given twice")
+        split[version] = value
+    return split
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _set_traffic(data: Any, split: Mapping[str, float]) -> None:
+    from ruamel.yaml.comments import CommentedMap
+
+    traffic = data.get("traffic")
+    if traffic is None:
+        traffic = CommentedMap()
+        data["traffic"] = traffic
+    for key in list(traffic):
+        del traffic[key]
+    for version, percent in split.items():
+        traffic[version] = _number(percent)
+
+
+def plan_split(snapshot: Snapshot, model_id: str, split: Mapping[str, float]) -> Proposal:
+    model = _model(snapshot, model_id)
+    for version, percent in split.items():
+        target = _version(model, model_id, version)
+        if target.status not in SERVABLE:
+            raise InvalidError(f"version '{version}' is {target.status}; only active or staging versions "
+                               "take traffic", hint="promote it, or leave it out of the split")
+        if not 0 <= percent <= 100:
+            raise UsageError(f"{version}={percent:g} is outside 0..100")
+    total = sum(split.values())
+    if abs(total - 100) > 1e-9:
+        raise InvalidError(f"split sums to {total:g}, not 100", hint="make the percentages add up to 100")
+    text = "/".join(f"{_number(p)}" for p in split.values())
+
+    def change(data: Any) -> None:
+        _set_traffic(data, split)
+
+    return Proposal(model_id, "split", None, f"{model_id}: traffic {text} ({'/'.join(split)})",
+                    snapshot.commit or "", _edit(snapshot, model_id, change),
+                    slug="split-" + text.replace("/", "-"))
+
+
+def plan_ab_start(snapshot: Snapshot, model_id: str, version: str, percent: float) -> Proposal:
+    model = _model(snapshot, model_id)
+    target = _version(model, model_id, version)
+    if target.status != "staging":
+        raise InvalidError(f"an A/B test needs a staging version; '{version}' is {target.status}")
+    active = model.active
+    if active is None:
+        raise InvalidError(f"'{model_id}' has no active version to test against",
+                           hint=f"promote a version first: modelgit promote {model_id} VERSION")
+    if not 0 < percent < 100:
+        raise UsageError(f"--traffic {percent:g} must be between 0 and 100 (exclusive)")
+    split = {active.version: 100 - percent, version: percent}
+
+    def change(data: Any) -> None:
+        _set_traffic(data, split)
+
+    return Proposal(model_id, "ab-start", version,
+                    f"{model_id}: start A/B test of {version} at {_number(percent)}% "
+                    f"against {active.version}", snapshot.commit or "", _edit(snapshot, model_id, change))
+
+
+def plan_ab_stop(snapshot: Snapshot, model_id: str, *, promote: bool) -> Proposal:
+    model = _model(snapshot, model_id)
+    candidates = [v for v in model.versions if v.status == "staging" and v.version in (model.traffic or {})]
+    if not candidates:
+        raise InvalidError(f"'{model_id}' has no A/B test running (no staging version takes traffic)")
+    if promote:
+        if len(candidates) > 1:
+            names = ", ".join(v.version for v in candidates)
+            raise UsageError(f"several staging versions take traffic ({names})",
+                             hint=f"promote one: modelgit promote {model_id} VERSION")
+        proposal = plan_promote(snapshot, model_id, candidates[0].version, action="ab-stop")
+        return Proposal(model_id, "ab-stop", candidates[0].version,
+                        f"{model_id}: end A/B test, promote {candidates[0].version}",
+                        proposal.base_commit, proposal.changes)
+
+    def change(data: Any) -> None:
+        del data["traffic"]
+
+    names = ", ".join(v.version for v in candidates)
+    return Proposal(model_id, "ab-stop", candidates[0].version if len(candidates) == 1 else None,
+                    f"{model_id}: end A/B test, abandon {names}",
+                    snapshot.commit or "", _edit(snapshot, model_id, change))
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    artifact: str  # a local file path or a URI
+    sha256: str | None = None  # required for URIs (modelgit cannot download here)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    improvements: Sequence[str] = ()
+    breaking_changes: Sequence[str] = ()
+    migration_notes: str | None = None
+    data_source: str | None = None
+    status: str = "staging"
+    weight: float | None = None
+    trained: str | None = None
+    task: str | None = None  # needed only when the model is new
+
+
+def _is_uri(text: str) -> bool:
+    return re.match(r"^[a-z][a-z0-9+.-]*://", text) is not None
+
+
+def _read_local_artifact(location: str) -> tuple[bytes, dict[str, Any]]:
+    from pathlib import Path
+
+    from modelgit.artifacts import read_signature
+
+    path = Path(location)
+    if not path.exists():
+        raise InvalidError(f"{location}: artifact file not found", hint="pass the path of an .onnx file")
+    if not path.is_file():
+        raise InvalidError(f"{location}: not a file", hint="pass the path of an .onnx file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidError(f"{location}: cannot read the artifact: {exc.strerror}") from None
+    try:
+        signature = read_signature(data)
+    except InvalidError as exc:
+        raise InvalidError(f"{location}: {exc.message}", hint="pass an ONNX model file") from None
+    return data, signature
+
+
+def _signature_data(signature: dict[str, Any]) -> Any:
+    from ruamel.yaml.comments import CommentedMap
+
+    out = CommentedMap()
+    for part in ("inputs", "outputs"):
+        out[part] = [
+            yamledit.flow({"name": t["name"], "type": t["type"], "shape": yamledit.flow(t["shape"])})
+            for t in signature[part]
+        ]
+    return out
+
+
+def plan_register(snapshot: Snapshot, model_id: str, version: str, new: NewVersion) -> Proposal:
+    from ruamel.yaml.comments import CommentedMap
+
+    check_model_id(model_id)
+    check_version_id(version)
+    path = model_path(model_id)
+    model = snapshot.model(model_id) if model_id in snapshot.files else None
+    if model is None and new.task is None:
+        raise UsageError(f"unknown model '{model_id}'",
+                         hint="to create a new model pass --task (regression, binary-classification, "
+                              "multiclass or generation)")
+    if model is not None and model.version(version) is not None:
+        raise InvalidError(f"version id '{version}' is already used by '{model_id}'",
+                           hint="a new artifact is a new version: pick a new version id")
+    changes: dict[str, bytes | None] = {}
+    artifact = CommentedMap()
+    signature: dict[str, Any] | None = None
+    if _is_uri(new.artifact):
+        if not new.sha256 or not re.match(r"^[0-9a-f]{64}$", new.sha256):
+            raise UsageError("an artifact URI needs --sha256 with its 64-hex-digit digest",
+                             hint="modelgit records URIs without downloading them")
+        artifact["uri"] = new.artifact
+        artifact["sha256"] = new.sha256
+    else:
+        import hashlib
+
+        data, signature = _read_local_artifact(new.artifact)
+        digest = hashlib.sha256(data).hexdigest()
+        if new.sha256 and new.sha256 != digest:
+            raise InvalidError(f"{new.artifact}: sha256 is {digest}, not the {new.sha256} given")
+        target = f"registry/artifacts/{model_id}/{version}.onnx"
+        changes[target] = data
+        artifact["path"] = target
+        artifact["sha256"] = digest
+        artifact["signature"] = _signature_data(signature)
+    breaking = list(new.breaking_changes)
+    if model is not None and model.active is not None and signature is not None and not breaking:
+        active_artifact = model.active.artifact
+        if isinstance(active_artifact, FileArtifact | UriArtifact) and active_artifact.signature is not None:
+            if active_artifact.signature.model_dump() != signature:
+                raise InvalidError(
+                    f"'{version}' changes the inputs/outputs of active version '{model.active.version}'",
+                    hint="describe it with --breaking-change TEXT (and --migration-notes)",
+                )
+    entry = CommentedMap()
+    entry["version"] = version
+    entry["status"] = new.status
+    if new.weight is not None:
+        entry["weight"] = new.weight
+    entry["artifact"] = artifact
+    if new.data_source:
+        entry["data_source"] = new.data_source
+    entry["trained"] = new.trained or _dt.date.today().isoformat()
+    if new.metrics:
+        entry["metrics"] = yamledit.flow(dict(new.metrics))
+    if new.improvements:
+        entry["improvements"] = list(new.improvements)
+    if breaking:
+        entry["breaking_changes"] = breaking
+    if new.migration_notes:
+        entry["migration_notes"] = new.migration_notes
+
+    if model is None:
+        doc = CommentedMap()
+        doc["name"] = model_id
+        doc["task"] = new.task
+        doc["versions"] = [entry]
+        depth = "../" * (2 + model_id.count("/"))
+        header = f"# yaml-language-server: $schema={depth}schemas/model.schema.json\n"
+        changes[path] = yamledit.new_document(doc, header).encode()
+    else:
+        def change(data: Any) -> None:
+            data["versions"].append(entry)
+
+        changes.update(_edit(snapshot, model_id, change))
+    where = new.artifact if _is_uri(new.artifact) else changes and next(iter(changes))
+    return Proposal(model_id, "register", version, f"{model_id}: register {version} ({new.status})",
+                    snapshot.commit or "", changes, body=f"Artifact: {where}")
+
+
+# -- applying -----------------------------------------------------------------------------------
+class _OverlaySource:
+    """A snapshot source that serves changed files from memory and the rest from git."""
+
+    def __init__(self, base: Any, blobs: dict[str, bytes]) -> None:
+        self.base = base
+        self.repo = base.repo
+        self.blobs = blobs
+
+    def read_many(self, items: Any) -> dict[str, bytes]:
+        items = list(items)
+        result = {e.blob: self.blobs[e.blob] for _, e in items if e.blob in self.blobs}
+        rest = [(p, e) for p, e in items if e.blob not in self.blobs]
+        if rest:
+            result.update(self.base.read_many(rest))
+        return result
+
+    def read(self, path: str, entry: Entry) -> bytes:
+        if entry.blob in self.blobs:
+            return self.blobs[entry.blob]
+        return self.base.read(path, entry)
+
+
+def overlay(loader: Loader, base: Snapshot, changes: Mapping[str, bytes | None]) -> Snapshot:
+    """The snapshot ``base`` would become with ``changes`` applied (nothing is written)."""
+    entries = dict(base.entries)
+    blobs: dict[str, bytes] = {}
+    for path, data in changes.items():
+        if data is None:
+            entries.pop(path, None)
+        else:
+            blob = blob_id(data)
+            blobs[blob] = data
+            if path.startswith("registry/"):
+                entries[path] = Entry("100644", blob)
+    return loader._build(base.commit, entries, _OverlaySource(base.source, blobs))
+
+
+@dataclass
+class Outcome:
+    proposal: Proposal
+    branch: str | None
+    commit: str | None
+    diff: str
+    pushed: str | None = None
+    on_current_branch: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.proposal.model, "action": self.proposal.action,
+                "version": self.proposal.version, "subject": self.proposal.subject,
+                "branch": self.branch, "commit": self.commit, "base": self.proposal.base_commit,
+                "pushed": self.pushed, "on_current_branch": self.on_current_branch,
+                "files": sorted(self.proposal.changes), "diff": self.diff}
+
+
+def render_diff(base: Snapshot, changes: Mapping[str, bytes | None]) -> str:
+    out = []
+    for path, data in changes.items():
+        old = base.read(path) if path in base.entries else b""
+        if path.endswith(".yaml") or path.endswith(".yml"):
+            out.extend(difflib.unified_diff(
+                old.decode("utf-8", "replace").splitlines(True),
+                (data or b"").decode("utf-8", "replace").splitlines(True),
+                f"a/{path}", f"b/{path}"))
+        else:
+            size = len(data) if data is not None else 0
+            out.append(f"binary {path}: {len(old)} → {size} bytes\n")
+    return "".join(out)
+
+
+def validate_change(validator: Any, base: Snapshot, changes: Mapping[str, bytes | None],
+                    models: Sequence[str], reverts: Sequence[str] = ()) -> Snapshot:
+    """Validate the registry after the change with the same pipeline as ``modelgit validate``;
+    InvalidError with every finding in the touched models if anything is wrong."""
+    from modelgit.validate import base_findings, reverted_moves
+
+    after = overlay(validator.loader, base, changes)
+    touched = {model_path(m) for m in models} | {p for p in changes if p.startswith(MODELS_DIR)}
+    findings = [f for f in after.findings() if f.path in touched]
+    if not findings:
+        findings = []
+        validator._check_files(after, {m: after.models[m] for m in models if m in after.models}, findings)
+        undo = reverted_moves(validator.loader, list(reverts)) if reverts else {}
+        findings.extend(f for f in base_findings(base, after, undo) if f.path in touched)
+    if findings:
+        raise InvalidError("the change would make the registry invalid; nothing was committed",
+                           findings=findings)
+    return after
+
+
+def apply(
+    repo: GitRepo,
+    proposal: Proposal,
+    *,
+    validator: Any = None,
+    base: Snapshot | None = None,
+    branch: str | None = None,
+    on_current_branch: bool = False,
+    push: str | None = None,
+    dry_run: bool = False,
+) -> Outcome:
+    """Validate and commit a proposal on a new branch (or the current one)."""
+    from modelgit.validate import Validator
+
+    validator = validator or Validator(repo)
+    base = base or validator.loader.load(proposal.base_commit)
+    reverts = [proposal.extra_trailers["Modelgit-Reverts"]] if "Modelgit-Reverts" in proposal.extra_trailers else []
+    validate_change(validator, base, proposal.changes, [proposal.model], reverts)
+    diff = render_diff(base, proposal.changes)
+    if dry_run:
+        return Outcome(proposal, None, None, diff)
+    writer = CommitWriter(repo)
+    current = None
+    if on_current_branch:
+        current = repo.current_branch()
+        if current is None:
+            raise UsageError("HEAD is detached; --on-current-branch needs a checked-out branch",
+                             hint="check out a branch, or drop --on-current-branch to propose on a new one")
+        if repo.resolve("HEAD") != proposal.base_commit:
+            raise UsageError("--on-current-branch commits on top of HEAD; do not combine it with --ref")
+        dirty = repo.git_text("status", "--porcelain", "--untracked-files=all", "--",
+                              *proposal.changes).strip()
+        if dirty:
+            raise UsageError("the files this change touches have uncommitted edits; nothing was changed",
+                             hint="commit or stash them first:\n" + dirty)
+        target_branch = current
+    else:
+        target_branch = branch or proposal.default_branch()
+        check = repo.git("check-ref-format", "--branch", target_branch, check=False)
+        if check.returncode != 0:
+            raise UsageError(f"'{target_branch}' is not a valid branch name")
+        if repo.try_resolve(f"refs/heads/{target_branch}"):
+            raise UsageError(f"branch '{target_branch}' already exists; nothing was committed",
+                             hint="pass --branch NAME, or delete it: git branch -D " + target_branch)
+    tree_changes: dict[str, tuple[str, str] | None] = {}
+    for path, data in proposal.changes.items():
+        tree_changes[path] = None if data is None else (
+            proposal.modes.get(path, "100644"), writer.write_blob(data))
+    tree = writer.write_tree(proposal.base_commit, tree_changes)
+    commit = writer.commit(tree, [proposal.base_commit], proposal.message)
+    if current is not None:
+        writer.move_branch(current, commit, proposal.base_commit)
+        _sync_worktree(repo, commit, proposal.changes)
+    else:
+        writer.create_branch(target_branch, commit)
+    pushed = None
+    if push:
+        repo.git("push", "--quiet", push, f"refs/heads/{target_branch}:refs/heads/{target_branch}")
+        pushed = push
+    return Outcome(proposal, target_branch, commit, diff, pushed, current is not None)
+
+
+def _sync_worktree(repo: GitRepo, commit: str, changes: Mapping[str, bytes | None]) -> None:
+    """After committing on the current branch, bring exactly the touched files (index and working
+    tree) to the new commit; they were checked clean before, so nothing of the user's is lost."""
+    present = [p for p, d in changes.items() if d is not None]
+    gone = [p for p, d in changes.items() if d is None]
+    if present:
+        repo.git("checkout", commit, "--", *present)
+    if gone:
+        repo.git("rm", "-q", "--ignore-unmatch", "--", *gone)
+
+
+# -- rollback -----------------------------------------------------------------------------------
+SERVING_CHANGE_KINDS = frozenset({"status", "weight", "traffic"})
+
+
+@dataclass(frozen=True)
+class _FileChange:
+    commit: str
+    subject: str
+    trailers: dict[str, str]
+    old_blob: str
+    new_blob: str
+
+
+def _file_log(repo: GitRepo, commit: str, path: str) -> list[_FileChange]:
+    """Commits on the first-parent line of ``commit`` that changed ``path``, newest first (a merged
+    pull request counts as its merge commit, diffed against the branch it was merged into)."""
+    sep, end = "\x1f", "\x1e"
+    fmt = end + sep.join(["%H", "%s", "%(trailers:only,unfold)"]) + sep
+    out = repo.git_text("log", f"--format={fmt}", "--first-parent", "--diff-merges=first-parent",
+                        "--raw", "--no-abbrev", "--no-renames", commit, "--", path)
+    changes = []
+    for record in out.split(end):
+        if not record.strip():
+            continue
+        sha, subject, trailer_text, raw = record.split(sep)
+        for line in raw.strip().splitlines():
+            if line.startswith(":") and line.endswith("\t" + path):
+                fields = line.split("\t")[0].split()
+                trailers = {}
+                for trailer in trailer_text.strip().splitlines():
+                    key, colon, value = trailer.partition(":")
+                    if colon:
+                        trailers[key.strip()] = value.strip()
+                changes.append(_FileChange(sha, subject, trailers, fields[2], fields[3]))
+    return changes
+
+
+def _serving_change(repo: GitRepo, model_id: str, path: str, change: _FileChange,
+                    parsed: dict[str, Model | None]) -> bool:
+    if change.trailers.get("Modelgit-Model") == model_id:
+        return change.trailers.get("Modelgit-Action") in SERVING_ACTIONS
+    from modelgit.diff import model_changes
+    from modelgit.snapshot import parse_model
+
+    for blob in (change.old_blob, change.new_blob):
+        if blob not in parsed:
+            parsed[blob] = None if set(blob) == {"0"} else parse_model(repo.read_blob(blob), path).spec
+    old, new = parsed[change.old_blob], parsed[change.new_blob]
+    if old is None or new is None:
+        return False
+    return any(c.kind in SERVING_CHANGE_KINDS for c in model_changes(model_id, old, new))
+
+
+def plan_rollback(repo: GitRepo, snapshot: Snapshot, model_id: str) -> Proposal:
+    """Revert the newest commit that changed what ``model_id`` serves (its active version, traffic
+    or weights), as ``git revert`` would, on top of ``snapshot``."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    model = _model(snapshot, model_id)
+    path = model_path(model_id)
+    assert snapshot.commit is not None
+    history = _file_log(repo, snapshot.commit, path)
+    parsed: dict[str, Model | None] = {}
+    index = next((i for i, c in enumerate(history)
+                  if _serving_change(repo, model_id, path, c, parsed)), None)
+    if index is None:
+        raise InvalidError(f"no commit changed what '{model_id}' serves; nothing to roll back")
+    target = history[index]
+    if set(target.old_blob) == {"0"}:
+        raise InvalidError(f"commit {target.commit[:12]} created '{model_id}'; there is no earlier "
+                           "state to roll back to", hint="deprecate or archive versions instead")
+    blobs = repo.read_blobs([target.old_blob, target.new_blob])
+    current = snapshot.read(path)
+    if current == blobs[target.new_blob]:
+        result = blobs[target.old_blob]
+    else:
+        with tempfile.TemporaryDirectory(prefix="modelgit-revert-") as tmp:
+            files = []
+            for name, data in (("current", current), ("base", blobs[target.new_blob]),
+                               ("other", blobs[target.old_blob])):
+                file = Path(tmp) / name
+                file.write_bytes(data)
+                files.append(str(file))
+            proc = subprocess.run(["git", "merge-file", "-p", *files], capture_output=True)
+        if proc.returncode != 0:
+            in_way = history[0] if index > 0 else None
+            old_model = parsed.get(target.old_blob)
+            previous = old_model.active.version if old_model and old_model.active else None
+            who = f"later commit {in_way.commit[:12]} ('{in_way.subject}')" if in_way else "a later change"
+            raise InvalidError(
+                f"cannot revert {target.commit[:12]} ('{target.subject}'): {who} changed the same "
+                f"lines of {path}; nothing was committed",
+                hint=(f"make the old version active again instead: modelgit rollback {model_id} "
+                      f"--to {previous}") if previous else "resolve it by hand with git revert",
+            )
+        result = proc.stdout
+    del model
+    return Proposal(
+        model_id, "rollback", None, f'Revert "{target.subject}"', snapshot.commit, {path: result},
+        body=f"This reverts commit {target.commit}.",
+        extra_trailers={"Modelgit-Reverts": target.commit}, slug=f"rollback-{target.commit[:10]}",
+    )
