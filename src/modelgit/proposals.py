@@ -20,8 +20,9 @@ from typing import Any
 from modelgit import yamledit
 from modelgit.errors import InvalidError, UsageError
 from modelgit.gitstore import CommitWriter, Entry, GitRepo, blob_id
+from modelgit.rules import signature_of
 from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, model_path
-from modelgit.spec import FileArtifact, Model, UriArtifact
+from modelgit.spec import Model
 
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
 VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -389,14 +390,14 @@ def plan_register(snapshot: Snapshot, model_id: str, version: str, new: NewVersi
         artifact["sha256"] = digest
         artifact["signature"] = _signature_data(signature)
     breaking = list(new.breaking_changes)
-    if model is not None and model.active is not None and signature is not None and not breaking:
-        active_artifact = model.active.artifact
-        if isinstance(active_artifact, FileArtifact | UriArtifact) and active_artifact.signature is not None:
-            if active_artifact.signature.model_dump() != signature:
-                raise InvalidError(
-                    f"'{version}' changes the inputs/outputs of active version '{model.active.version}'",
-                    hint="describe it with --breaking-change TEXT (and --migration-notes)",
-                )
+    active = model.active if model is not None else None
+    active_signature = signature_of(active) if active is not None else None
+    if active_signature is not None and signature is not None and not breaking \
+            and active_signature != signature:
+        raise InvalidError(
+            f"'{version}' changes the inputs/outputs of active version '{active.version}'",
+            hint="describe it with --breaking-change TEXT (and --migration-notes)",
+        )
     entry = CommentedMap()
     entry["version"] = version
     entry["status"] = new.status

@@ -5,6 +5,7 @@ Each rule yields ``(json_path, code, message, hint)``; the caller turns the path
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +32,7 @@ def _model_rules(model: Model, model_id: str) -> Iterator[Problem]:
     if model.name != model_id:
         yield (("name",), "RULE001",
                f"name '{model.name}' does not match the file's model id '{model_id}'",
-               f"set name: {model_id} (the file path under registry/models/ is the id)")
+               f"set name: {model_id}; the file path under registry/models/ is the model id")
     seen: dict[str, int] = {}
     actives: list[int] = []
     for index, version in enumerate(model.versions):
@@ -53,7 +54,7 @@ def _model_rules(model: Model, model_id: str) -> Iterator[Problem]:
         yield (("versions", index, "status"), "RULE004",
                f"two active versions: '{model.versions[actives[0]].version}' and "
                f"'{model.versions[index].version}'",
-               "keep one active; deprecate the other (modelgit promote does this)")
+               "keep one active and deprecate the other; modelgit promote does both")
     if model.traffic is not None:
         yield from _traffic_rules(model, actives)
     if model.evaluation is not None:
@@ -81,16 +82,18 @@ def _traffic_rules(model: Model, actives: list[int]) -> Iterator[Problem]:
     for version_id in traffic:
         status = statuses.get(version_id)
         if status is None:
+            close = difflib.get_close_matches(version_id, [v for v in statuses if v not in traffic], 1)
+            known = f"known versions: {', '.join(statuses)}"
             yield (("traffic", version_id), "RULE011",
                    f"traffic names unknown version '{version_id}'",
-                   f"known versions: {', '.join(statuses)}")
+                   f"did you mean '{close[0]}'? {known}" if close else known)
         elif status not in SERVABLE:
             yield (("traffic", version_id), "RULE012",
                    f"traffic names {status} version '{version_id}'; only active or staging "
                    "versions take traffic", f"remove '{version_id}' from traffic")
     if not actives:
         yield (("traffic",), "RULE013", "traffic is set but no version is active",
-               "promote a version first (modelgit promote MODEL VERSION)")
+               f"promote a version first: modelgit promote {model.name} VERSION")
     elif model.versions[actives[0]].version not in traffic:
         active = model.versions[actives[0]].version
         yield (("traffic",), "RULE014", f"traffic leaves out the active version '{active}'",
@@ -103,9 +106,13 @@ def _path_rules(path: str, jpath: tuple[Any, ...]) -> Iterator[Problem]:
                "use a path relative to the repository root, e.g. registry/artifacts/model.onnx")
     elif "\\" in path:
         yield (jpath, "PATH002", f"path '{path}' uses backslashes", "use forward slashes")
-    elif ".." in path.split("/") or "." in path.split("/") or "" in path.split("/"):
-        yield (jpath, "PATH003", f"path '{path}' leaves or skips around the repository ('..', '.', '//')",
-               "use a plain path inside the repository, e.g. registry/artifacts/model.onnx")
+    elif ".." in path.split("/"):
+        yield (jpath, "PATH003", f"path '{path}' uses '..'; paths must stay inside the repository",
+               "write the path from the repository root, e.g. registry/artifacts/model.onnx")
+    elif "." in path.split("/") or "" in path.split("/"):
+        yield (jpath, "PATH003", f"path '{path}' has a '.' or empty part ('./', '//' or a "
+               "trailing '/')", "write the plain path from the repository root, e.g. "
+               "registry/artifacts/model.onnx")
 
 
 def signature_of(version: Version) -> dict[str, Any] | None:
@@ -139,12 +146,18 @@ def artifact_identity(version: Version) -> dict[str, Any]:
     return data
 
 
-def base_rules(base: Model | None, head: Model | None) -> list[Problem]:
-    """Rules between a base commit's model and the head's (a pull request's change)."""
-    return list(_base_rules(base, head))
+def base_rules(base: Model | None, head: Model | None,
+               reverted_moves: frozenset[tuple[str, str, str]] = frozenset()) -> list[Problem]:
+    """Rules between a base commit's model and the head's (a pull request's change).
+
+    ``reverted_moves`` holds (version, from, to) status moves that undo a reverted commit's move
+    (``git revert`` of a promote puts a version back to staging): they are allowed.
+    """
+    return list(_base_rules(base, head, reverted_moves))
 
 
-def _base_rules(base: Model | None, head: Model | None) -> Iterator[Problem]:
+def _base_rules(base: Model | None, head: Model | None,
+                reverted_moves: frozenset[tuple[str, str, str]]) -> Iterator[Problem]:
     if base is None:
         return
     head_versions = {v.version: (i, v) for i, v in enumerate(head.versions)} if head else {}
@@ -152,18 +165,24 @@ def _base_rules(base: Model | None, head: Model | None) -> Iterator[Problem]:
         found = head_versions.get(old.version)
         if found is None:
             if old.status != "archived":
-                yield ((), "BASE001",
-                       f"version '{old.version}' ({old.status}) was deleted; only archived "
-                       "versions may be removed",
+                what = (f"version '{old.version}' ({old.status}) was deleted" if head else
+                        f"the model file was deleted with version '{old.version}' ({old.status})")
+                yield (("versions",), "BASE001", f"{what}; only archived versions may be removed",
                        f"archive it first: modelgit archive {base.name} {old.version}")
             continue
         index, new = found
-        if new.status != old.status and new.status not in LEGAL_MOVES[old.status]:
+        if (new.status != old.status and new.status not in LEGAL_MOVES[old.status]
+                and (old.version, old.status, new.status) not in reverted_moves):
             allowed = ", ".join(sorted(LEGAL_MOVES[old.status])) or "nothing"
             yield (("versions", index, "status"), "BASE002",
                    f"version '{old.version}' moves {old.status} → {new.status}, which is not allowed",
                    f"from {old.status} a version may move to: {allowed}")
-        if artifact_identity(new) != artifact_identity(old):
+        old_identity, new_identity = artifact_identity(old), artifact_identity(new)
+        if new_identity != old_identity:
+            changed = [k for k in dict.fromkeys([*old_identity, *new_identity])
+                       if old_identity.get(k) != new_identity.get(k)]
             yield (("versions", index, "artifact"), "BASE003",
-                   f"the artifact of existing version '{old.version}' was edited in place",
-                   "a new artifact is a new version: modelgit register MODEL NEW_VERSION --artifact ...")
+                   f"the artifact of existing version '{old.version}' was edited in place "
+                   f"({' and '.join(changed)} changed)",
+                   f"restore it; a new artifact is a new version: modelgit register {base.name} "
+                   "NEW_VERSION --artifact PATH")

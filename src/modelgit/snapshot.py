@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import gc
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,9 @@ class ParsedFile:
     data: Any
     spec: Any  # Model | Settings | None
     findings: tuple[Finding, ...]
+    # The typed model even when a semantic rule refused it (spec is then None), so that the
+    # base-ref rules can still say what a change may not do; None when the schema refused it.
+    typed: Any = None
 
 
 @dataclass(frozen=True)
@@ -248,8 +252,8 @@ def parse_model(data: bytes, path: str, blob: str = "") -> ParsedFile:
             for jpath, code, message, hint in rules.model_rules(spec, model_id)
         ]
         if findings:
-            spec = None
-    return ParsedFile(path, blob, value, spec, tuple(findings))
+            return ParsedFile(path, blob, value, None, tuple(findings), spec)
+    return ParsedFile(path, blob, value, spec, tuple(findings), spec)
 
 
 def _line_col(data: bytes, jpath: tuple[str | int, ...]) -> tuple[int, int]:
@@ -278,9 +282,12 @@ def _version_id_findings(value: Any, data: bytes, path: str) -> list[Finding]:
 
 def _typed(value: Any, data: bytes, path: str, cls: Any, schema_name: str) -> tuple[Any, list[Finding]]:
     if not isinstance(value, dict):
-        line = 1
-        return None, [Finding(path, line, 1, "SCHEMA001",
-                              f"the file must hold a mapping, not {yamlio._kind(value)}",
+        needs = "name, task and versions" if schema_name == "model" else "schema_version: 1"
+        if value is None:
+            message = f"the file is empty; a {schema_name} file is a mapping with {needs}"
+        else:
+            message = f"the file holds {yamlio._kind(value)}; a {schema_name} file is a mapping with {needs}"
+        return None, [Finding(path, 1, 1, "SCHEMA001", message,
                               "see the schema: modelgit/schemas/" + schema_name + ".schema.json")]
     try:
         return cls.model_validate(value), []
@@ -298,18 +305,64 @@ def _typed(value: Any, data: bytes, path: str, cls: Any, schema_name: str) -> tu
 def schema_findings(value: Any, data: bytes, path: str, schema_name: str) -> list[Finding]:
     """JSON Schema errors as findings: one per problem, at its line, with a fix where we know it."""
     validator = schema_validator(schema_name)
+    leaves = [
+        leaf
+        for error in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.path)))
+        for leaf in _leaves(error)
+    ]
+    # A misspelt key shows up twice, as an unknown key and as a missing one: say it once, as the
+    # typo ("unknown key 'stauts' — did you mean 'status'?").
+    typos: set[tuple[tuple[Any, ...], str]] = set()
+    for leaf in leaves:
+        if leaf.validator == "additionalProperties":
+            for key in _unknown_keys(leaf):
+                close = _close_key(key, leaf)
+                if close is not None:
+                    typos.add((tuple(leaf.absolute_path), close))
     findings = []
     seen = set()
-    for error in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.path))):
-        for leaf in _leaves(error):
-            jpath = tuple(leaf.absolute_path)
-            line, col, plain = yamlio.locate(data, jpath)
-            code, message, hint = _describe(leaf, plain)
-            key = (line, col, message)
-            if key not in seen:
-                seen.add(key)
-                findings.append(Finding(path, line, col, code, message, hint))
+
+    def add(line: int, col: int, code: str, message: str, hint: str) -> None:
+        if (line, col, message) not in seen:
+            seen.add((line, col, message))
+            findings.append(Finding(path, line, col, code, message, hint))
+
+    for leaf in leaves:
+        jpath = tuple(leaf.absolute_path)
+        where = _where(jpath)
+        if leaf.validator == "additionalProperties":
+            allowed = list(leaf.schema.get("properties", {}))
+            for key in _unknown_keys(leaf):
+                line, col, _ = yamlio.locate(data, (*jpath, key), key=True)
+                close = _close_key(key, leaf)
+                hint = f"did you mean '{close}'?" if close else f"allowed keys: {', '.join(allowed)}"
+                add(line, col, "SCHEMA002", f"{where}: unknown key '{key}'", hint)
+            continue
+        line, col, plain = yamlio.locate(data, jpath)
+        if leaf.validator == "required":
+            for key in leaf.validator_value:
+                if key not in leaf.instance and (jpath, key) not in typos:
+                    add(line, col, "SCHEMA004", f"{where}: required key '{key}' is missing",
+                        f"add '{key}'")
+            continue
+        add(line, col, *_describe(leaf, plain))
     return findings
+
+
+def _where(jpath: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in jpath) or "(top level)"
+
+
+def _unknown_keys(error: Any) -> list[str]:
+    allowed = error.schema.get("properties", {})
+    return [key for key in error.instance if key not in allowed]
+
+
+def _close_key(key: str, error: Any) -> str | None:
+    """The allowed key that ``key`` is likely a typo of, if that key is not present already."""
+    allowed = [k for k in error.schema.get("properties", {}) if k not in error.instance]
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return close[0] if close else None
 
 
 def _leaves(error: Any) -> list[Any]:
@@ -323,32 +376,103 @@ def _leaves(error: Any) -> list[Any]:
     return [error]
 
 
+# What a pattern means, in words, and how to write a value that matches it.
+_PATTERNS = {
+    "^[0-9a-f]{64}$": (
+        "SCHEMA006", "is not a sha256 (64 lowercase hex digits)",
+        "compute it with 'sha256sum FILE' or let 'modelgit register' fill it",
+    ),
+    "^[A-Za-z0-9][A-Za-z0-9_.+-]*$": (
+        "SCHEMA010", "is not a valid version id",
+        "use letters, digits and . _ + - (starting with a letter or digit), e.g. v2.1",
+    ),
+    "^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$": (
+        "SCHEMA010", "is not a valid model name",
+        "use lowercase letters, digits and . _ - in parts separated by '/', e.g. team/churn",
+    ),
+    "^[a-z][a-z0-9+.-]*://\\S+$": (
+        "SCHEMA010", "is not a URI (scheme://...)",
+        "write a URI such as s3://bucket/model.onnx; for a file in the repository use 'path:'",
+    ),
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}$": ("SCHEMA010", "is not a date", "write it as YYYY-MM-DD"),
+    "^[a-z0-9][a-z0-9_.-]*$": (
+        "SCHEMA010", "is not a valid provider name", "use lowercase letters, digits and . _ -",
+    ),
+}
+_TYPE_NAMES = {
+    "string": "a string", "number": "a number", "integer": "an integer", "boolean": "true or false",
+    "null": "null", "object": "a mapping", "array": "a list",
+}
+
+
 def _describe(error: Any, plain: str | None) -> tuple[str, str, str]:
-    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    where = _where(tuple(error.absolute_path))
     kind = error.validator
-    if kind == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        extra = [k for k in error.instance if k not in allowed]
-        messages = []
-        hints = []
-        for key in extra:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            messages.append(f"'{key}'")
-            hints.append(f"did you mean '{close[0]}'?" if close else
-                         f"allowed keys: {', '.join(allowed)}")
-        return ("SCHEMA002", f"{where}: unknown key {', '.join(messages)}", "; ".join(hints))
-    if kind == "type" and plain is not None and "string" in str(error.validator_value):
-        return ("SCHEMA003",
-                f"{where}: {plain} is read as {yamlio._kind(error.instance)}, not a string",
-                yamlio._quote_hint(plain))
-    if kind == "required":
-        return ("SCHEMA004", f"{where}: {error.message}", "add the missing key")
+    instance = error.instance
+    if kind == "type":
+        return _describe_type(error, where, plain)
     if kind == "enum":
         allowed = ", ".join(map(str, error.validator_value))
-        close = difflib.get_close_matches(str(error.instance), list(map(str, error.validator_value)), 1)
-        hint = f"did you mean '{close[0]}'?" if close else f"use one of: {allowed}"
-        return ("SCHEMA005", f"{where}: {error.instance!r} is not one of {allowed}", hint)
-    if kind == "pattern" and error.validator_value == "^[0-9a-f]{64}$":
-        return ("SCHEMA006", f"{where}: {error.instance!r} is not a sha256 (64 lowercase hex digits)",
-                "compute it with 'sha256sum FILE' or let 'modelgit register' fill it")
+        close = difflib.get_close_matches(str(instance), list(map(str, error.validator_value)), 1)
+        hint = f"did you mean '{close[0]}'?" if close else "use one of these values"
+        return ("SCHEMA005", f"{where}: {instance!r} is not one of {allowed}", hint)
+    if kind == "pattern" and error.validator_value in _PATTERNS:
+        code, meaning, hint = _PATTERNS[error.validator_value]
+        return (code, f"{where}: {instance!r} {meaning}", hint)
+    if kind in ("minimum", "maximum"):
+        low, high = error.schema.get("minimum"), error.schema.get("maximum")
+        shown = plain if plain is not None else repr(instance)
+        side = "below the minimum" if kind == "minimum" else "above the maximum"
+        if low is not None and high is not None:
+            hint = f"use a number from {low:g} to {high:g}"
+        else:
+            hint = f"use a number of at least {low:g}" if low is not None else f"use at most {high:g}"
+        return ("SCHEMA010", f"{where}: {shown} is {side} of {error.validator_value:g}", hint)
+    if kind == "const":
+        return ("SCHEMA010", f"{where}: expected {error.validator_value!r}, got {instance!r}",
+                f"set it to {error.validator_value!r}")
+    if kind == "minItems":
+        least = error.validator_value
+        return ("SCHEMA010", f"{where}: needs at least {least} item{'s' if least != 1 else ''}, "
+                f"has {len(instance)}", f"add at least {least}")
     return ("SCHEMA010", f"{where}: {error.message}", "see the schema for this key")
+
+
+def _describe_type(error: Any, where: str, plain: str | None) -> tuple[str, str, str]:
+    expected = error.validator_value
+    expected = [expected] if isinstance(expected, str) else list(expected)
+    instance = error.instance
+    if plain is not None and "string" in expected:
+        # An unquoted scalar YAML reads as something else. When even its text would not fit (a
+        # short `sha256: 0755`), the real problem is the value, not the quotes.
+        meaning = _PATTERNS.get(error.schema.get("pattern", ""))
+        if meaning is not None and not re.search(error.schema["pattern"], plain):
+            code, text, hint = meaning
+            return (code, f"{where}: {plain} {text}", hint)
+        return ("SCHEMA003",
+                f"{where}: {plain} is read as {yamlio._kind(instance)}, not a string",
+                yamlio._quote_hint(plain))
+    want = " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
+    if isinstance(instance, str):
+        got = f"the string {instance!r}"
+    elif plain is not None:
+        got = f"{plain} (read as {yamlio._kind(instance)})"
+    else:
+        got = yamlio._kind(instance)
+    hint = "see the schema for this key"
+    if "number" in expected or "integer" in expected:
+        hint = "write a number"
+        text = instance.strip() if isinstance(instance, str) else ""
+        if _is_number(text):
+            hint = f"remove the quotes: {text}"
+        elif text.endswith("%") and _is_number(text[:-1].strip()):
+            hint = f"write the number without '%': {text[:-1].strip()}"
+    return ("SCHEMA010", f"{where}: expected {want}, got {got}", hint)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity")

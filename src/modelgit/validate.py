@@ -4,6 +4,7 @@ rules between a base ref and the head (what a pull request may change)."""
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +70,11 @@ class Validator:
         if base is not None:
             base_snapshot = self.loader.load(base)
             report.base = base_snapshot.commit
-            findings.extend(base_findings(base_snapshot, snapshot))
+            undo = {}
+            if snapshot.commit is not None:
+                undo = reverted_moves(
+                    self.loader, reverted_commits(self.repo, base_snapshot.commit, snapshot.commit))
+            findings.extend(base_findings(base_snapshot, snapshot, undo))
         findings.sort(key=lambda f: (f.path, f.line or 0, f.col or 0, f.code))
         return report
 
@@ -88,37 +93,39 @@ class Validator:
                 dataset = model.evaluation.dataset
                 todo.append((path, dataset.path, ("evaluation", "dataset"), dataset.sha256,
                              "dataset", None))
-        resolved: list[tuple[str, tuple[Any, ...], str, str, Any, Entry]] = []
+        resolved: list[tuple[str, str, tuple[Any, ...], str, str, Any, Entry]] = []
         for path, target, jpath, sha256, kind, signature in todo:
             entry, problem = resolve_path(snapshot, target)
             if problem:
                 findings.append(_at(snapshot, path, (*jpath, "path"), problem[0], problem[1], problem[2]))
                 continue
             assert entry is not None
-            resolved.append((path, jpath, sha256, kind, signature, entry))
+            resolved.append((path, target, jpath, sha256, kind, signature, entry))
         needed = [
-            entry for _, _, _, kind, _, entry in resolved
+            entry for _, _, _, _, kind, _, entry in resolved
             if self.facts.digests.get(entry.blob) is None
             or (kind == "artifact" and self.facts.signatures.get(entry.blob) is None)
         ]
         contents = snapshot.source.read_many(("", e) for e in needed) if needed else {}
-        for path, jpath, sha256, kind, signature, entry in resolved:
+        for path, target, jpath, sha256, kind, signature, entry in resolved:
             data = contents.get(entry.blob, b"")
             digest = self.facts.sha256(entry.blob, data)
             if digest != sha256:
                 findings.append(_at(snapshot, path, (*jpath, "sha256"), "ART001",
-                                    f"{kind} sha256 mismatch: recorded {sha256[:12]}…, "
-                                    f"file has {digest[:12]}…",
-                                    "the file changed; register it as a new version "
-                                    "(or fix the recorded sha256 if it was a typo)"))
+                                    f"{kind} sha256 mismatch: '{target}' has sha256 {digest}, "
+                                    "not the value recorded here",
+                                    "the file changed: register it as a new version; if the "
+                                    "recorded sha256 is a typo, correct it"))
                 continue
             if kind != "artifact":
                 continue
             try:
                 actual = self.facts.signature(entry.blob, data)
             except InvalidError as exc:
-                findings.append(_at(snapshot, path, (*jpath, "path"), "ART002", exc.message,
-                                    "export the model again (e.g. with skl2onnx) and register it"))
+                findings.append(_at(snapshot, path, (*jpath, "path"), "ART002",
+                                    _onnx_problem(target, exc.message),
+                                    "a truncated copy or a Git LFS pointer fails like this; export "
+                                    "the model again and register it as a new version"))
                 continue
             if signature is not None and signature.model_dump() != actual:
                 findings.append(_at(snapshot, path, (*jpath, "signature"), "ART003",
@@ -127,6 +134,23 @@ class Validator:
                                     "re-register the artifact so the signature is read from it"))
         self.facts.flush()
         return len(resolved)
+
+
+_ORT_ERROR = re.compile(r"^\[ONNXRuntimeError\] : \d+ : (\w+) : (.*?)\.?$")
+
+
+def _onnx_problem(target: str, message: str) -> str:
+    """onnxruntime's words, with the file named and its ``[ONNXRuntimeError] : 7 :`` framing cut."""
+    prefix = "not a loadable ONNX model: "
+    if message.startswith(prefix):
+        reason = message[len(prefix):]
+        match = _ORT_ERROR.match(reason)
+        if match:
+            reason = f"{match.group(2)} ({match.group(1)})"
+        return f"artifact '{target}' is not a loadable ONNX model: {reason}"
+    if message == "the artifact is empty, not an ONNX model":
+        return f"artifact '{target}' is empty, not an ONNX model"
+    return f"artifact '{target}': {message}"
 
 
 def _short_signature(signature: dict[str, Any]) -> str:
@@ -147,14 +171,14 @@ def resolve_path(snapshot: Snapshot, path: str) -> tuple[Entry | None, tuple[str
         if entry is None:
             where = f"commit {snapshot.commit[:12]}" if snapshot.commit else "the working tree"
             return None, ("ART010", f"file '{current}' does not exist at {where}",
-                          f"commit the file (git add {current}) or fix the path")
+                          f"fix the path, or add and commit the file: git add {current}")
         if entry.mode != SYMLINK_MODE:
             return entry, None
         target = snapshot.source.read(current, entry).decode("utf-8", "replace")
         joined = posixpath.normpath(posixpath.join(posixpath.dirname(current), target))
         if target.startswith("/") or joined == ".." or joined.startswith("../"):
             return None, ("PATH010", f"'{current}' is a symlink to '{target}', outside the repository",
-                          "commit the file itself inside the repository")
+                          "commit the file itself inside the repository instead of a link")
         current = joined
     return None, ("PATH011", f"'{path}' is a chain of more than {MAX_LINK_HOPS} symlinks",
                   "point the path at the file itself")
@@ -188,17 +212,55 @@ def _at(snapshot: Snapshot, path: str, jpath: tuple[Any, ...], code: str, messag
     return Finding(path, line, col, code, message, hint)
 
 
-def base_findings(base: Snapshot, head: Snapshot) -> list[Finding]:
+def reverted_moves(loader: Loader, reverted: list[str]) -> dict[str, frozenset[tuple[str, str, str]]]:
+    """Status moves that undo the moves of the ``reverted`` commits, per model id: reverting a
+    promote puts the version back to staging, which is otherwise not a legal move."""
+    moves: dict[str, set[tuple[str, str, str]]] = {}
+    repo = loader.repo
+    for sha in reverted:
+        commit = repo.try_resolve(sha)
+        parents = repo.parents(commit) if commit else []
+        if not commit or not parents:
+            continue
+        before, after = loader.load(parents[0]), loader.load(commit)
+        for model_id, new in after.models.items():
+            old = before.models.get(model_id)
+            if old is None:
+                continue
+            for version in new.versions:
+                previous = old.version(version.version)
+                if previous is not None and previous.status != version.status:
+                    moves.setdefault(model_id, set()).add(
+                        (version.version, version.status, previous.status))
+    return {model_id: frozenset(found) for model_id, found in moves.items()}
+
+
+_REVERTS = re.compile(r"^(?:Modelgit-Reverts: |This reverts commit )([0-9a-f]{7,40})", re.MULTILINE)
+
+
+def reverted_commits(repo: GitRepo, base: str, head: str) -> list[str]:
+    """Commits that the commits in base..head say they revert (git's own message or our trailer)."""
+    text = repo.git_text("log", "--format=%B", f"{base}..{head}")
+    return list(dict.fromkeys(_REVERTS.findall(text)))
+
+
+def base_findings(base: Snapshot, head: Snapshot,
+                  undo: dict[str, frozenset[tuple[str, str, str]]] | None = None) -> list[Finding]:
     """What a change from ``base`` to ``head`` may not do, per model."""
     findings: list[Finding] = []
+    undo = undo or {}
     head_models = head.models
     for model_id, base_model in base.models.items():
         path = model_path(model_id)
-        head_model = head_models.get(model_id)
-        if head_model is None and model_id in head.files:
-            continue  # invalid at head: its own findings already say why
+        parsed = head.files.get(model_id)
+        # A model refused only by a per-file rule is still typed: the base-ref rules apply to it
+        # too, so one run reports both (an active → staging move *and* the traffic it broke).
+        head_model = head_models.get(model_id) or (parsed.typed if parsed is not None else None)
+        if head_model is None and parsed is not None:
+            continue  # unreadable at head (YAML or schema): its own findings already say why
         data = head.read(path) if head_model is not None else b""
-        for jpath, code, message, hint in rules.base_rules(base_model, head_model):
+        for jpath, code, message, hint in rules.base_rules(base_model, head_model,
+                                                               undo.get(model_id, frozenset())):
             if head_model is None or not jpath:
                 findings.append(Finding(path, None, None, code, message, hint))
             else:

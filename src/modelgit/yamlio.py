@@ -123,8 +123,9 @@ def load(data: bytes, path: str) -> tuple[Any, list[Finding]]:
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         findings.append(
-            Finding(path, line, col, "YAML002", f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
-                    "save the file as UTF-8")
+            Finding(path, line, col, "YAML002",
+                    f"not UTF-8 text: byte 0x{data[exc.start]:02x} is not valid UTF-8 here",
+                    "save the file as UTF-8; it looks like another encoding, e.g. Latin-1 or UTF-16")
         )
         return None, findings
     if text.startswith("\ufeff"):
@@ -134,12 +135,7 @@ def load(data: bytes, path: str) -> tuple[Any, list[Finding]]:
     except _Stop:
         return None, findings
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        findings.append(
-            Finding(path, mark.line + 1 if mark else None, mark.column + 1 if mark else None,
-                    "YAML003", f"YAML syntax error: {message}", "fix the YAML syntax at that position")
-        )
+        findings.append(_syntax_finding(exc, text, path))
         return None, findings
     except yaml.reader.ReaderError as exc:  # control characters: a position, not a mark
         line = text.count("\n", 0, exc.position) + 1
@@ -153,19 +149,70 @@ def load(data: bytes, path: str) -> tuple[Any, list[Finding]]:
     return value, findings
 
 
+def _syntax_finding(exc: yaml.MarkedYAMLError, text: str, path: str) -> Finding:
+    """A parser error as one finding at the problem, naming where the broken construct began
+    (e.g. the unclosed ``[``), which is often the line to fix."""
+    mark = exc.problem_mark or exc.context_mark
+    message = str(exc.problem or exc.context or "invalid YAML")
+    context_mark = exc.context_mark
+    if exc.context and exc.problem and context_mark is not None and mark is not None and (
+        (context_mark.line, context_mark.column) != (mark.line, mark.column)
+    ):
+        message += f" ({exc.context} that starts at {context_mark.line + 1}:{context_mark.column + 1})"
+    hint = "fix the YAML there: check indentation, brackets and quotes"
+    if context_mark is not None and exc.context in ("while parsing a flow sequence",
+                                                    "while parsing a flow mapping"):
+        opener, closer = ("[", "]") if "sequence" in exc.context else ("{", "}")
+        hint = (f"close the '{opener}' at {context_mark.line + 1}:{context_mark.column + 1} with "
+                f"'{closer}', or separate its items with ','")
+    if _char_at(text, mark) == "\t" and message.startswith("found character "):
+        message = message.replace("found character ", "found a tab character ", 1)
+    if "tab character" in message:
+        hint = "indent with spaces; YAML does not allow tabs there"
+    elif message.startswith("mapping values are not allowed"):
+        hint = "a ': ' inside a plain value starts a mapping; quote the value, or fix the indentation"
+    line = mark.line + 1 if mark else None
+    col = mark.column + 1 if mark else None
+    return Finding(path, line, col, "YAML003", f"YAML syntax error: {message}", hint)
+
+
+def _char_at(text: str, mark: Any) -> str:
+    if mark is None:
+        return ""
+    lines = text.split("\n")
+    if mark.line >= len(lines) or mark.column >= len(lines[mark.line]):
+        return ""
+    return lines[mark.line][mark.column]
+
+
+def _tag_text(tag: str) -> str:
+    """A tag as the user wrote it: ``!!str`` rather than its expansion ``tag:yaml.org,2002:str``."""
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix):] if tag.startswith(prefix) else tag
+
+
 def _codepoint(character: int | str) -> int:
     return character if isinstance(character, int) else ord(character)
 
 
 def _build(text: str, path: str, findings: list[Finding]) -> Any:
     parser = _Parser(text)
+    aliases: dict[str, list[int]] = {}  # alias name → [index of its finding, number of uses]
     try:
-        return _build_events(parser, path, findings)
+        return _build_events(parser, path, findings, aliases)
     finally:
         parser.dispose()
+        # A "billion laughs" file uses each alias many times: one finding per name is enough.
+        for index, uses in aliases.values():
+            if uses > 1:
+                first = findings[index]
+                findings[index] = Finding(
+                    first.path, first.line, first.col, first.code,
+                    f"{first.message} (used {uses} times; the first is shown)", first.hint)
 
 
-def _build_events(parser: Any, path: str, findings: list[Finding]) -> Any:
+def _build_events(parser: Any, path: str, findings: list[Finding],
+                  aliases: dict[str, list[int]]) -> Any:
     # Each open collection is a frame [container, is_mapping, pending_key, pending_key_mark].
     stack: list[list[Any]] = []
     root: Any = None
@@ -180,7 +227,8 @@ def _build_events(parser: Any, path: str, findings: list[Finding]) -> Any:
                      f"anchor '&{event.anchor}' is not allowed", "write the value out in full")
             if event.tag is not None:
                 _err(findings, path, event.start_mark, "YAML011",
-                     f"explicit tag '{event.tag}' is not allowed", "remove the tag; quote strings")
+                     f"explicit tag '{_tag_text(event.tag)}' is not allowed",
+                     "remove the tag; to keep a value a string, quote it")
             value = _typed(event.value) if event.implicit[0] else event.value
         elif cls is MappingStartEvent or cls is SequenceStartEvent:
             if event.anchor is not None:
@@ -188,7 +236,7 @@ def _build_events(parser: Any, path: str, findings: list[Finding]) -> Any:
                      f"anchor '&{event.anchor}' is not allowed", "write the value out in full")
             if event.tag is not None:
                 _err(findings, path, event.start_mark, "YAML011",
-                     f"explicit tag '{event.tag}' is not allowed", "remove the tag")
+                     f"explicit tag '{_tag_text(event.tag)}' is not allowed", "remove the tag")
             if len(stack) >= MAX_DEPTH:
                 _err(findings, path, event.start_mark, "YAML012",
                      f"nesting deeper than {MAX_DEPTH} levels", "flatten the structure")
@@ -199,8 +247,13 @@ def _build_events(parser: Any, path: str, findings: list[Finding]) -> Any:
         elif cls is MappingEndEvent or cls is SequenceEndEvent:
             value = stack.pop()[0]
         elif cls is AliasEvent:
-            _err(findings, path, event.start_mark, "YAML013",
-                 f"alias '*{event.anchor}' is not allowed", "write the value out in full")
+            seen = aliases.get(event.anchor)
+            if seen is None:
+                aliases[event.anchor] = [len(findings), 1]
+                _err(findings, path, event.start_mark, "YAML013",
+                     f"alias '*{event.anchor}' is not allowed", "write the value out in full")
+            else:
+                seen[1] += 1
             value = None
         elif cls is DocumentStartEvent:
             documents += 1
@@ -253,12 +306,19 @@ def _kind(value: Any) -> str:
         return f"the integer {value}"
     if isinstance(value, float):
         return f"the number {value!r}"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
     return "a " + type(value).__name__
 
 
-def locate(data: bytes, path: tuple[str | int, ...]) -> tuple[int, int, str | None]:
+def locate(data: bytes, path: tuple[str | int, ...], *, key: bool = False) -> tuple[int, int, str | None]:
     """Line and column (1-based) of the value at JSON ``path``, and its source text when it is a
-    plain scalar (None otherwise). Falls back to the deepest existing parent; (1, 1) for root."""
+    plain scalar (None otherwise). Falls back to the deepest existing parent; (1, 1) for root.
+    With ``key=True`` and a path ending in a mapping key, the position of the key itself."""
     parser = _Parser(data.decode("utf-8", errors="replace"))
     best = (1, 1, None)
     # Frames: [is_mapping, next_index_or_pending_key, expecting_key, path_prefix]
@@ -282,6 +342,8 @@ def locate(data: bytes, path: tuple[str | int, ...]) -> tuple[int, int, str | No
                     key_path = (*frame[3], frame[1])
                     if key_path == path[: len(key_path)]:
                         best = (event.start_mark.line + 1, event.start_mark.column + 1, None)
+                        if key and key_path == path:
+                            return best
                     continue
                 if frame[0]:
                     here = (*frame[3], frame[1])
