@@ -2,7 +2,6 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench example clean
 
@@ -10,31 +9,40 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
 
-demo: $(STAMP)
-	@echo "== modelgit validate (the bundled example registry, at HEAD)"
-	$(BIN)/modelgit validate --worktree
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+# The main job on the bundled example registry: validate it at HEAD (from git objects), show it,
+# preview a promotion as a pull request would carry it, and read a model's history.
+demo: $(VENV)/.installed
+	@echo "== modelgit validate   (registry at HEAD: strict YAML, schema, rules, sha256, ONNX signatures)"
+	$(BIN)/modelgit validate
 	@echo "== modelgit show"
-	$(BIN)/modelgit show --ref HEAD
+	$(BIN)/modelgit show
 	@echo "== modelgit show calling_score"
 	$(BIN)/modelgit show calling_score
-	@echo "== modelgit diff HEAD HEAD (semantic diff)"
-	$(BIN)/modelgit history calling_score -n 3
+	@echo "== modelgit promote calling_score v2.0-real --dry-run   (the diff a pull request would carry)"
+	$(BIN)/modelgit promote calling_score v2.0-real --dry-run
+	@echo "== modelgit history calling_score"
+	$(BIN)/modelgit history calling_score -n 5
 
-test: $(STAMP)
+test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks scripts
 
-bench: $(STAMP)
+bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_registry.py
+	$(BIN)/python benchmarks/bench_proposals.py
 
-example: $(STAMP)
+example: $(VENV)/.installed-test
 	$(BIN)/python scripts/build_example_registry.py
 
 clean:

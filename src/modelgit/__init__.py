@@ -14,8 +14,10 @@ from modelgit.errors import Finding, InvalidError, ModelgitError, UsageError
 
 __all__ = [
     "Finding",
+    "HostedModel",
     "InvalidError",
     "ModelgitError",
+    "Registry",
     "UsageError",
     "load_snapshot",
     "validate_registry",
@@ -24,8 +26,18 @@ __all__ = [
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from modelgit.runtime.registry import HostedModel, Registry
     from modelgit.snapshot import Snapshot
     from modelgit.validate import Report
+
+
+def __getattr__(name: str) -> Any:
+    # The runtime pulls in numpy and onnxruntime: import it only when asked for.
+    if name in ("Registry", "HostedModel"):
+        from modelgit.runtime import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module 'modelgit' has no attribute {name!r}")
 
 
 def load_snapshot(repo: str = ".", ref: str = "HEAD") -> Snapshot:

@@ -27,6 +27,7 @@ class Report:
     versions: int = 0
     artifacts_checked: int = 0
     notes: list[str] = field(default_factory=list)
+    snapshot: Snapshot | None = field(default=None, repr=False, compare=False)
 
     @property
     def valid(self) -> bool:
@@ -64,7 +65,7 @@ class Validator:
         findings = snapshot.findings()
         models = snapshot.models
         report = Report(snapshot.commit, None, findings, len(snapshot.files),
-                        sum(len(m.versions) for m in models.values()))
+                        sum(len(m.versions) for m in models.values()), snapshot=snapshot)
         if check_artifacts:
             report.artifacts_checked = self._check_files(snapshot, models, findings)
         if base is not None:
