@@ -13,7 +13,6 @@ version moves only its own slots.
 
 from __future__ import annotations
 
-import math
 import random
 from bisect import bisect_right
 from collections.abc import Mapping
