@@ -52,6 +52,8 @@ class Validator:
         self.repo = repo
         self.loader = loader or Loader(repo)
         self.facts = ArtifactFacts(repo.git_dir)
+        self._refs: dict[tuple[str, str], list[Any]] = {}
+        self._outcomes: dict[tuple[Any, ...], tuple[Finding, ...]] = {}
 
     def validate(
         self,
@@ -81,60 +83,88 @@ class Validator:
 
     def _check_files(self, snapshot: Snapshot, models: dict[str, Model], findings: list[Finding]) -> int:
         """Artifacts and datasets must exist at the ref, inside the repo, with the recorded sha256
-        and (for ONNX files) the recorded signature."""
-        todo: list[tuple[str, str, tuple[Any, ...], str, str, Any]] = []
+        and (for ONNX files) the recorded signature.
+
+        The outcome for one model file depends only on its blob and the blobs its paths resolve
+        to, so it is remembered under those ids: re-validating after one file changed re-checks
+        only that file (plus a dictionary lookup per unchanged one)."""
+        pending: list[tuple[tuple[Any, ...], str, list[Any]]] = []
+        checked = 0
         for model_id, model in models.items():
             path = model_path(model_id)
-            for index, version in enumerate(model.versions):
-                if version.status == "archived" or not isinstance(version.artifact, FileArtifact):
-                    continue
-                todo.append((path, version.artifact.path, ("versions", index, "artifact"),
-                             version.artifact.sha256, "artifact", version.artifact.signature))
-            if model.evaluation is not None:
-                dataset = model.evaluation.dataset
-                todo.append((path, dataset.path, ("evaluation", "dataset"), dataset.sha256,
-                             "dataset", None))
-        resolved: list[tuple[str, str, tuple[Any, ...], str, str, Any, Entry]] = []
-        for path, target, jpath, sha256, kind, signature in todo:
-            entry, problem = resolve_path(snapshot, target)
-            if problem:
-                findings.append(_at(snapshot, path, (*jpath, "path"), problem[0], problem[1], problem[2]))
-                continue
-            assert entry is not None
-            resolved.append((path, target, jpath, sha256, kind, signature, entry))
+            parsed = snapshot.files[model_id]
+            refs = self._refs.get((path, parsed.blob))
+            if refs is None:
+                refs = self._refs[(path, parsed.blob)] = _file_refs(model)
+            resolved = [(ref, *resolve_path(snapshot, ref[0])) for ref in refs]
+            key = (path, parsed.blob, tuple(e.blob if e else p for _, e, p in resolved))
+            checked += sum(1 for _, e, _ in resolved if e is not None)
+            done = self._outcomes.get(key)
+            if done is not None:
+                findings.extend(done)
+            else:
+                pending.append((key, path, resolved))
         needed = [
-            entry for _, _, _, _, kind, _, entry in resolved
-            if self.facts.digests.get(entry.blob) is None
-            or (kind == "artifact" and self.facts.signatures.get(entry.blob) is None)
+            entry for _, _, resolved in pending for (_, _, _, kind, _), entry, _ in resolved
+            if entry is not None and (self.facts.digests.get(entry.blob) is None
+                                      or (kind == "artifact" and self.facts.signatures.get(entry.blob) is None))
         ]
         contents = snapshot.source.read_many(("", e) for e in needed) if needed else {}
-        for path, target, jpath, sha256, kind, signature, entry in resolved:
-            data = contents.get(entry.blob, b"")
-            digest = self.facts.sha256(entry.blob, data)
-            if digest != sha256:
-                findings.append(_at(snapshot, path, (*jpath, "sha256"), "ART001",
-                                    f"{kind} sha256 mismatch: '{target}' has sha256 {digest}, "
-                                    "not the value recorded here",
-                                    "the file changed: register it as a new version; if the "
-                                    "recorded sha256 is a typo, correct it"))
-                continue
-            if kind != "artifact":
-                continue
-            try:
-                actual = self.facts.signature(entry.blob, data)
-            except InvalidError as exc:
-                findings.append(_at(snapshot, path, (*jpath, "path"), "ART002",
-                                    _onnx_problem(target, exc.message),
-                                    "a truncated copy or a Git LFS pointer fails like this; export "
-                                    "the model again and register it as a new version"))
-                continue
-            if signature is not None and signature.model_dump() != actual:
-                findings.append(_at(snapshot, path, (*jpath, "signature"), "ART003",
-                                    f"recorded signature does not match the ONNX file: "
-                                    f"file has {_short_signature(actual)}",
-                                    "re-register the artifact so the signature is read from it"))
+        for key, path, resolved in pending:
+            found: list[Finding] = []
+            for ref, entry, problem in resolved:
+                self._check_ref(snapshot, path, ref, entry, problem, contents, found)
+            self._outcomes[key] = tuple(found)
+            findings.extend(found)
         self.facts.flush()
-        return len(resolved)
+        return checked
+
+    def _check_ref(self, snapshot: Snapshot, path: str, ref: tuple[Any, ...], entry: Entry | None,
+                   problem: tuple[str, str, str] | None, contents: dict[str, bytes],
+                   findings: list[Finding]) -> None:
+        target, jpath, sha256, kind, signature = ref
+        if problem:
+            findings.append(_at(snapshot, path, (*jpath, "path"), problem[0], problem[1], problem[2]))
+            return
+        assert entry is not None
+        data = contents.get(entry.blob, b"")
+        digest = self.facts.sha256(entry.blob, data)
+        if digest != sha256:
+            findings.append(_at(snapshot, path, (*jpath, "sha256"), "ART001",
+                                f"{kind} sha256 mismatch: '{target}' has sha256 {digest}, "
+                                "not the value recorded here",
+                                "the file changed: register it as a new version; if the "
+                                "recorded sha256 is a typo, correct it"))
+            return
+        if kind != "artifact":
+            return
+        try:
+            actual = self.facts.signature(entry.blob, data)
+        except InvalidError as exc:
+            findings.append(_at(snapshot, path, (*jpath, "path"), "ART002",
+                                _onnx_problem(target, exc.message),
+                                "a truncated copy or a Git LFS pointer fails like this; export "
+                                "the model again and register it as a new version"))
+            return
+        if signature is not None and signature.model_dump() != actual:
+            findings.append(_at(snapshot, path, (*jpath, "signature"), "ART003",
+                                f"recorded signature does not match the ONNX file: "
+                                f"file has {_short_signature(actual)}",
+                                "re-register the artifact so the signature is read from it"))
+
+
+def _file_refs(model: Model) -> list[tuple[str, tuple[Any, ...], str, str, Any]]:
+    """(path, json path, sha256, kind, signature) of every repo file a model relies on."""
+    refs: list[tuple[str, tuple[Any, ...], str, str, Any]] = []
+    for index, version in enumerate(model.versions):
+        if version.status == "archived" or not isinstance(version.artifact, FileArtifact):
+            continue
+        refs.append((version.artifact.path, ("versions", index, "artifact"),
+                     version.artifact.sha256, "artifact", version.artifact.signature))
+    if model.evaluation is not None:
+        dataset = model.evaluation.dataset
+        refs.append((dataset.path, ("evaluation", "dataset"), dataset.sha256, "dataset", None))
+    return refs
 
 
 _ORT_ERROR = re.compile(r"^\[ONNXRuntimeError\] : \d+ : (\w+) : (.*?)\.?$")

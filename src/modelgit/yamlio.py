@@ -68,12 +68,29 @@ _TYPED_START = frozenset("0123456789+-.~ynYNtTfFoO")
 _constructor = SafeConstructor()
 
 
+_typed_memo: dict[str, Any] = {}
+_DECIMAL = re.compile(r"^[-+]?[0-9]+\.[0-9]+$")
+
+
 def _typed(text: str) -> Any:
     """The value PyYAML's YAML 1.1 resolver gives a plain scalar (timestamps stay text)."""
     if not text:
         return None
     if text[0] not in _TYPED_START:
         return text
+    # Registry files repeat the same scalars (statuses, weights, dates): resolve each text once.
+    found = _typed_memo.get(text, _typed_memo)
+    if found is not _typed_memo:
+        return found
+    if len(_typed_memo) > 100_000:
+        _typed_memo.clear()
+    value = _typed_memo[text] = _resolve(text)
+    return value
+
+
+def _resolve(text: str) -> Any:
+    if _DECIMAL.match(text):
+        return float(text)  # the common case, without building a PyYAML node
     if text in _NULL:
         return None
     if _BOOL.match(text):
