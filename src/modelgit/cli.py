@@ -165,18 +165,31 @@ def diff(obj: Context, base: str, head: str, worktree: bool, as_json: bool) -> i
 @pass_context
 def init(obj: Context, directory: str) -> int:
     """Create a registry in DIRECTORY (made a git repo if it is not one): settings, schemas, an
-    example model with a small ONNX artifact, and CI workflows that run 'modelgit validate'."""
+    example model with a small ONNX artifact, and CI workflows that run 'modelgit validate'.
+
+    A relative DIRECTORY is taken from the -C path."""
+    import os
+
     from modelgit.scaffold import init_registry
 
-    result = init_registry(directory)
+    target = os.path.normpath(os.path.join(obj.repo_path, directory))
+    result = init_registry(target)
     for path in result.written:
         click.echo(f"wrote {path}")
     if result.committed:
         click.echo(f"committed {result.committed[:12]}: registry ready; try: modelgit -C "
-                   f"{directory} show")
-    else:
-        click.echo("next: git add registry schemas .github && git commit -m 'Add modelgit registry'")
+                   f"{target} show")
+        return EXIT_OK
+    if result.commit_error:
+        click.echo(f"warning: could not commit: {result.commit_error}", err=True)
+    click.echo("next: git add registry schemas .github && git commit -m 'Add modelgit registry'")
     return EXIT_OK
+
+
+# -- proposals (one module per verb group) ---------------------------------------------------------
+from modelgit.cli_proposals import register_commands  # noqa: E402
+
+register_commands(cli, pass_context)
 
 
 # -- entry point ----------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """Semantic diff between two states of a model: pure functions of data.
 
 "v2.0-real added (staging)", "v1.0-hybrid active → deprecated", "traffic 90/10 → 80/20".
+
+A model file that exists but does not validate is an :class:`Invalid`, not a missing model, so a
+commit that breaks a file reads "now invalid", never "model removed".
 """
 
 from __future__ import annotations
@@ -27,6 +30,17 @@ class Change:
                 "before": self.before, "after": self.after, "text": self.text}
 
 
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A model file that exists but is invalid (its findings are for ``modelgit validate``); the
+    blob id tells an edit of a broken file from no change."""
+
+    blob: str
+
+
+ModelState = Model | Invalid | None  # None: no file
+
+
 def _num(value: float | None) -> str:
     return "unset" if value is None else f"{value:g}"
 
@@ -35,14 +49,34 @@ def _split_text(split: Mapping[str, float], order: list[str]) -> str:
     return "/".join(_num(split.get(v, 0)) for v in order)
 
 
-def model_changes(model_id: str, old: Model | None, new: Model | None) -> list[Change]:
+def _versions_text(model: Model) -> str:
+    return ", ".join(f"{v.version} ({v.status})" for v in model.versions)
+
+
+def _invalid_changes(model_id: str, old: ModelState, new: ModelState) -> list[Change]:
+    see = "(see 'modelgit validate')"
+    if isinstance(new, Invalid):
+        if isinstance(old, Invalid):
+            if old.blob == new.blob:
+                return []
+            return [Change("invalid", model_id, None, None, None, f"edited, still invalid {see}")]
+        if old is None:
+            return [Change("invalid", model_id, None, None, None, f"model added, invalid {see}")]
+        return [Change("invalid", model_id, None, None, None, f"now invalid {see}")]
+    if new is None:
+        return [Change("model-removed", model_id, None, None, None, "model removed (was invalid)")]
+    return [Change("valid", model_id, None, None, None, f"now valid: {_versions_text(new)}")]
+
+
+def model_changes(model_id: str, old: ModelState, new: ModelState) -> list[Change]:
     """Every change that matters to a reader, in a stable order."""
     if old is None and new is None:
         return []
+    if isinstance(old, Invalid) or isinstance(new, Invalid):
+        return _invalid_changes(model_id, old, new)
     if old is None:
         assert new is not None
-        versions = ", ".join(f"{v.version} ({v.status})" for v in new.versions)
-        return [Change("model-added", model_id, None, None, None, f"model added: {versions}")]
+        return [Change("model-added", model_id, None, None, None, f"model added: {_versions_text(new)}")]
     if new is None:
         return [Change("model-removed", model_id, None, None, None, "model removed")]
     changes: list[Change] = []
@@ -90,7 +124,7 @@ def model_changes(model_id: str, old: Model | None, new: Model | None) -> list[C
     return changes
 
 
-def registry_changes(old: Mapping[str, Model], new: Mapping[str, Model]) -> list[Change]:
+def registry_changes(old: Mapping[str, Model | Invalid], new: Mapping[str, Model | Invalid]) -> list[Change]:
     changes: list[Change] = []
     for model_id in sorted(set(old) | set(new)):
         changes.extend(model_changes(model_id, old.get(model_id), new.get(model_id)))

@@ -1,5 +1,9 @@
 """Human output of the CLI (tables). Imported only by commands that print tables, since rich
-costs ~30 ms to import."""
+costs ~30 ms to import.
+
+Every value from a registry file goes through :func:`_text`: rich reads ``[...]`` as markup, so a
+description like "see [/docs]" would otherwise vanish or crash the command.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,21 @@ STATUS_STYLE = {"active": "bold green", "staging": "yellow", "deprecated": "dim"
 def _console() -> Any:
     from rich.console import Console
 
-    console = Console()
+    # emoji=False: ":smile:" in a description is text, not an emoji code.
+    console = Console(emoji=False)
     if not console.is_terminal:  # piped: don't squeeze ids into 80 columns
-        console = Console(width=200)
+        console = Console(width=200, emoji=False)
     return console
 
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
+
+
+def _text(value: Any) -> str:
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def show(data: dict[str, Any], *, detailed: bool) -> None:
@@ -36,23 +47,24 @@ def show(data: dict[str, Any], *, detailed: bool) -> None:
             for version in model["versions"]:
                 counts[version["status"]] = counts.get(version["status"], 0) + 1
             summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-            table.add_row(model["model"], model["task"], model["active"] or "-", traffic, summary)
+            table.add_row(_text(model["model"]), _text(model["task"]), _text(model["active"] or "-"),
+                          _text(traffic), _text(summary))
         console.print(table)
         if data["invalid"]:
-            console.print(f"[red]invalid (see 'modelgit validate'):[/red] {', '.join(data['invalid'])}")
+            console.print(f"[red]invalid (see 'modelgit validate'):[/red] {_text(', '.join(data['invalid']))}")
         return
     for model in data["models"]:
-        console.print(f"[bold]{model['model']}[/bold] ({model['task']}) at {commit}")
+        console.print(f"[bold]{_text(model['model'])}[/bold] ({_text(model['task'])}) at {commit}")
         if model["description"]:
-            console.print(f"  {model['description']}")
+            console.print(f"  {_text(model['description'])}")
         table = Table()
         for column in ("version", "status", "traffic %", "weight", "artifact", "trained"):
             table.add_column(column)
         for version in model["versions"]:
             style = STATUS_STYLE.get(version["status"], "")
             table.add_row(
-                version["version"], f"[{style}]{version['status']}[/{style}]",
+                _text(version["version"]), f"[{style}]{_text(version['status'])}[/{style}]",
                 _num(model["traffic"].get(version["version"])), _num(version["weight"]),
-                version["artifact"], version["trained"] or "-",
+                _text(version["artifact"]), _text(version["trained"] or "-"),
             )
         console.print(table)

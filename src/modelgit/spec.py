@@ -9,11 +9,12 @@ its precise, path-carrying messages only when pydantic refuses a file.
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 STATUSES = ("staging", "active", "deprecated", "archived")
 TASKS = ("regression", "binary-classification", "multiclass", "generation")
@@ -27,7 +28,37 @@ Metric = Literal["rmse", "mae", "r2", "accuracy", "f1", "roc_auc", "log_loss"]
 VersionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", max_length=64)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 RepoPath = Annotated[str, Field(min_length=1, max_length=1024)]
-Number = float  # strict float accepts int but not bool, like JSON Schema's "number"
+# Strict float accepts int but not bool, like JSON Schema's "number". JSON has no NaN or infinity
+# (YAML's .nan and .inf), so neither is a number here nor in schema_validator's type checker.
+Number = Annotated[float, Field(allow_inf_nan=False)]
+T = TypeVar("T")
+
+
+def _not_null(value: Any) -> Any:
+    # An optional key may be left out, but JSON Schema refuses an explicit null (`owner:` with no
+    # value); pydantic's `X | None = None` would take it. Defaults are not validated, so leaving
+    # the key out still gives None.
+    if value is None:
+        raise ValueError("null is not allowed; leave the key out instead")
+    return value
+
+
+# A key that may be left out (then None) but, when present, holds a T and never null.
+Omittable = Annotated[T | None, BeforeValidator(_not_null)]
+
+
+def _unique(items: list[Any]) -> list[Any]:
+    # JSON Schema's "uniqueItems"; pydantic v2 has no constraint for it.
+    if len(set(items)) != len(items):
+        raise ValueError("items must be unique")
+    return items
+
+
+def _not_bool(value: Any) -> Any:
+    # Literal[1] takes True (True == 1 in Python); JSON Schema's "const": 1 does not.
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
 
 
 def _integral_float_to_int(value: Any) -> Any:
@@ -61,13 +92,13 @@ class Signature(_Spec):
 class FileArtifact(_Spec):
     path: RepoPath
     sha256: Sha256
-    signature: Signature | None = None
+    signature: Omittable[Signature] = None
 
 
 class UriArtifact(_Spec):
     uri: Annotated[str, Field(pattern=r"^[a-z][a-z0-9+.-]*://\S+$")]
     sha256: Sha256
-    signature: Signature | None = None
+    signature: Omittable[Signature] = None
 
 
 class HostedArtifact(_Spec):
@@ -82,13 +113,13 @@ class Version(_Spec):
     version: VersionId
     status: Status
     artifact: Artifact
-    weight: Annotated[Number, Field(ge=0, le=1)] | None = None
-    data_source: str | None = None
-    trained: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] | None = None
+    weight: Omittable[Annotated[Number, Field(ge=0, le=1)]] = None
+    data_source: Omittable[str] = None
+    trained: Omittable[Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]] = None
     metrics: dict[str, Number] = Field(default_factory=dict)
     improvements: list[str] = Field(default_factory=list)
     breaking_changes: list[str] = Field(default_factory=list)
-    migration_notes: str | None = None
+    migration_notes: Omittable[str] = None
 
     @property
     def hosted(self) -> bool:
@@ -102,14 +133,14 @@ class Dataset(_Spec):
 
 class Evaluation(_Spec):
     dataset: Dataset
-    metrics: list[Metric] = Field(default_factory=list)
-    primary: Metric | None = None
+    metrics: Annotated[list[Metric], AfterValidator(_unique)] = Field(default_factory=list)
+    primary: Omittable[Metric] = None
 
 
 class Policy(_Spec):
-    auto_upgrade: bool | None = None
-    min_quality_improvement: Annotated[Number, Field(ge=0)] | None = None
-    rollback_below_quality: Number | None = None
+    auto_upgrade: Omittable[bool] = None
+    min_quality_improvement: Omittable[Annotated[Number, Field(ge=0)]] = None
+    rollback_below_quality: Omittable[Number] = None
 
 
 class Model(_Spec):
@@ -118,11 +149,11 @@ class Model(_Spec):
     ]
     task: Task
     versions: Annotated[list[Version], Field(min_length=1)]
-    description: str | None = None
-    owner: str | None = None
-    evaluation: Evaluation | None = None
-    traffic: dict[VersionId, Annotated[Number, Field(ge=0, le=100)]] | None = None
-    policy: Policy | None = None
+    description: Omittable[str] = None
+    owner: Omittable[str] = None
+    evaluation: Omittable[Evaluation] = None
+    traffic: Omittable[dict[VersionId, Annotated[Number, Field(ge=0, le=100)]]] = None
+    policy: Omittable[Policy] = None
 
     def version(self, version_id: str) -> Version | None:
         for candidate in self.versions:
@@ -146,11 +177,11 @@ class Model(_Spec):
 
 
 class Defaults(_Spec):
-    policy: Policy | None = None
+    policy: Omittable[Policy] = None
 
 
 class Routing(_Spec):
-    salt: str | None = None
+    salt: Omittable[str] = None
 
 
 class Source(_Spec):
@@ -160,11 +191,11 @@ class Source(_Spec):
 
 
 class Settings(_Spec):
-    schema_version: Literal[1]
-    name: str | None = None
-    defaults: Defaults | None = None
-    routing: Routing | None = None
-    sources: list[Source] | None = None
+    schema_version: Annotated[Literal[1], BeforeValidator(_not_bool)]
+    name: Omittable[str] = None
+    defaults: Omittable[Defaults] = None
+    routing: Omittable[Routing] = None
+    sources: Omittable[list[Source]] = None
 
 
 @cache
@@ -180,13 +211,50 @@ def schema(name: str) -> dict[str, Any]:
 
 @cache
 def schema_validator(name: str) -> Any:
-    """A compiled Draft 2020-12 validator for a shipped schema, with cross-file refs resolved."""
-    from jsonschema import Draft202012Validator
+    """A compiled Draft 2020-12 validator for a shipped schema, with cross-file refs resolved.
+
+    Two keywords are read the way pydantic reads them, so both accept the same documents
+    (``tests/test_schema_parity.py``):
+
+    * ``pattern`` runs on pydantic's regex engine. Python's ``re`` lets ``$`` match before a final
+      newline ("v1\\n" would be a version id) and counts U+001C..U+001F as whitespace; the JSON
+      Schema spec (ECMA-262) and pydantic do neither.
+    * ``number`` is a finite double: JSON has no NaN or infinity, which YAML can write.
+    """
+    from jsonschema import Draft202012Validator, validators
     from referencing import Registry, Resource
 
     resources_ = [
         (schema(n)["$id"], Resource.from_contents(schema(n))) for n in ("model", "settings")
     ]
     registry = Registry().with_resources(resources_)
+    cls = validators.extend(
+        Draft202012Validator,
+        validators={"pattern": _pattern_keyword},
+        type_checker=Draft202012Validator.TYPE_CHECKER.redefine("number", _is_json_number),
+    )
     # Relative "$ref": "model.schema.json#..." resolves against the $id's base URI.
-    return Draft202012Validator(schema(name), registry=registry)
+    return cls(schema(name), registry=registry)
+
+
+def _is_json_number(checker: Any, instance: Any) -> bool:
+    if isinstance(instance, bool) or not isinstance(instance, int | float):
+        return False
+    try:
+        return math.isfinite(instance)
+    except OverflowError:  # an int too big for a double, which pydantic's float refuses too
+        return False
+
+
+@cache
+def _pattern_matcher(pattern: str) -> Any:
+    from pydantic_core import SchemaValidator, core_schema
+
+    return SchemaValidator(core_schema.str_schema(pattern=pattern, strict=True))
+
+
+def _pattern_keyword(validator: Any, pattern: str, instance: Any, schema_: Any) -> Any:
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not _pattern_matcher(pattern).isinstance_python(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")

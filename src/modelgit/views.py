@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelgit.diff import Change, model_changes, registry_changes
+from modelgit.diff import Change, Invalid, model_changes, registry_changes
 from modelgit.gitstore import GitRepo
-from modelgit.snapshot import Loader, Snapshot, model_path, parse_model
+from modelgit.snapshot import MODELS_DIR, Loader, ParsedFile, Snapshot, model_id_of, model_path, parse_model
 from modelgit.spec import FileArtifact, HostedArtifact, Model, UriArtifact
 
 
@@ -59,8 +59,17 @@ def show(snapshot: Snapshot, model_id: str | None = None) -> dict[str, Any]:
 def diff(loader: Loader, base: str, head: str | None, *, worktree: bool = False) -> dict[str, Any]:
     old = loader.load(base)
     new = loader.load(head, worktree=worktree)
-    changes = registry_changes(old.models, new.models)
+    changes = registry_changes(_states(old), _states(new))
     return {"base": old.commit, "head": new.commit, "changes": [c.as_dict() for c in changes]}
+
+
+def _state(parsed: ParsedFile) -> Model | Invalid:
+    return parsed.spec if parsed.spec is not None else Invalid(parsed.blob)
+
+
+def _states(snapshot: Snapshot) -> dict[str, Model | Invalid]:
+    """Every model file of the snapshot: its model, or Invalid (so it does not read as removed)."""
+    return {mid: _state(parsed) for mid, parsed in snapshot.files.items()}
 
 
 def history(repo: GitRepo, model_id: str, ref: str = "HEAD", limit: int | None = None) -> dict[str, Any]:
@@ -71,41 +80,47 @@ def history(repo: GitRepo, model_id: str, ref: str = "HEAD", limit: int | None =
     commit = repo.resolve(ref)
     sep, end = "\x1f", "\x1e"
     fmt = end + sep.join(["%H", "%an", "%ae", "%aI", "%s", "%(trailers:only,unfold)"]) + sep
-    args = ["log", f"--format={fmt}", "--raw", "--no-abbrev", "--no-renames", "--full-history"]
+    # Merges are left out: without -m git prints no diff for them, and counting them in -n would
+    # show fewer commits than asked for.
+    args = ["log", f"--format={fmt}", "--raw", "--no-abbrev", "--no-renames", "--full-history",
+            "--no-merges"]
     if limit:
         args.append(f"-n{limit}")
     out = repo.git_text(*args, commit, "--", path)
-    entries = []
+    entries: list[tuple[dict[str, Any], str, str]] = []  # (commit data, old blob, new blob)
     for record in out.split(end):
         if not record.strip():
             continue
         sha, author, email, date, subject, trailers, raw = record.split(sep)
-        old_blob = new_blob = None
-        for line in raw.strip().splitlines():
-            if line.startswith(":") and line.endswith("\t" + path):
-                fields = line.split("\t")[0].split()
-                old_blob, new_blob = fields[2], fields[3]
-        if old_blob is None:
-            continue  # a merge that took one side unchanged
-        entries.append({"commit": sha, "author": author, "email": email, "date": date,
-                        "subject": subject, "trailers": _trailers(trailers),
-                        "old": old_blob, "new": new_blob})
-    if not entries:
+        blobs_of_path = [
+            (fields[2], fields[3])
+            for line in raw.strip().splitlines()
+            if line.startswith(":") and line.endswith("\t" + path)
+            for fields in [line.split("\t")[0].split()]
+        ]
+        if not blobs_of_path:
+            continue
+        entry = {"commit": sha, "author": author, "email": email, "date": date, "subject": subject,
+                 "trailers": _trailers(trailers)}
+        entries.append((entry, *blobs_of_path[-1]))
+    if not entries and not repo.tree(commit, path):
+        import difflib
+
         from modelgit.errors import UsageError
 
-        if not repo.tree(commit, path):
-            raise UsageError(f"unknown model '{model_id}': {path} has no history at {ref}",
-                             hint="see 'modelgit show' for the model ids")
+        known = [mid for p in repo.tree(commit, MODELS_DIR) if (mid := model_id_of(p)) is not None]
+        close = difflib.get_close_matches(model_id, known, n=3)
+        raise UsageError(f"unknown model '{model_id}': {path} has no history at {ref}",
+                         hint=f"did you mean {', '.join(close)}?" if close
+                         else "see 'modelgit show' for the model ids")
     zero = "0" * 40
-    blobs = repo.read_blobs(b for e in entries for b in (e["old"], e["new"]) if b != zero)
-    parsed: dict[str, Model | None] = {}
+    blobs = repo.read_blobs(b for _, old, new in entries for b in (old, new) if b != zero)
+    parsed: dict[str, Model | Invalid] = {}  # a missing key is the zero blob: no file
     for blob, data in blobs.items():
-        parsed[blob] = parse_model(data, path, blob).spec
+        parsed[blob] = _state(parse_model(data, path, blob))
     result = []
-    for entry in entries:
-        old = parsed.get(entry.pop("old"))
-        new = parsed.get(entry.pop("new"))
-        changes: list[Change] = model_changes(model_id, old, new)
+    for entry, old_blob, new_blob in entries:
+        changes: list[Change] = model_changes(model_id, parsed.get(old_blob), parsed.get(new_blob))
         entry["changes"] = [c.text for c in changes]
         result.append(entry)
     return {"model": model_id, "ref": ref, "commits": result}

@@ -1,0 +1,204 @@
+"""Unit tests of the strict YAML reader: how plain scalars are typed, and where ``locate`` points.
+
+Plain scalars are typed as PyYAML's YAML 1.1 resolver types them, so that ``version: 1.10`` is
+*seen* as the float 1.1 and refused with a hint. Each expected value below is written by hand and
+checked against both our loader and ``yaml.safe_load``; the deliberate differences are listed
+apart.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Any
+
+import pytest
+import yaml
+
+from modelgit import yamlio
+
+NAN = object()  # NaN is not equal to itself; compare it by math.isnan
+
+# (plain scalar, the value YAML 1.1 gives it)
+SAME_AS_PYYAML: list[tuple[str, Any]] = [
+    ("1.10", 1.1),            # the reason for all this: a version id read as a float
+    ("1.0", 1.0),
+    ("0.", 0.0),
+    (".5", 0.5),
+    ("1_0.5", 10.5),
+    ("1.0e+5", 100000.0),     # YAML 1.1 wants a dot and a signed exponent
+    ("0755", 493),            # octal
+    ("0x1f", 31),
+    ("+0x1F", 31),
+    ("0b101", 5),
+    ("-0b11", -3),
+    ("1_000", 1000),
+    ("-1_000", -1000),
+    ("+12", 12),
+    ("-0", 0),
+    ("0", 0),
+    ("1:20", 80),             # sexagesimal: 1 * 60 + 20
+    ("190:20:30", 685230),
+    ("1:20.5", 80.5),
+    (".inf", math.inf),
+    ("-.inf", -math.inf),
+    (".Inf", math.inf),
+    (".NaN", NAN),
+    ("~", None),
+    ("null", None),
+    ("Null", None),
+    ("NULL", None),
+    ("", None),
+    ("no", False),
+    ("No", False),
+    ("off", False),
+    ("FALSE", False),
+    ("yes", True),
+    ("ON", True),
+    ("True", True),
+    # Strings: near misses of the patterns above.
+    ("y", "y"),
+    ("n", "n"),
+    ("nULL", "nULL"),
+    ("tRUE", "tRUE"),
+    ("08", "08"),             # not octal, not decimal (a leading 0)
+    ("0o17", "0o17"),         # YAML 1.2 octal, a string in 1.1
+    ("0x", "0x"),
+    ("1:60", "1:60"),         # 60 is not a sexagesimal digit pair
+    ("1,000", "1,000"),
+    ("1.2.3", "1.2.3"),
+    ("+.5", "+.5"),
+    ("v1.10", "v1.10"),
+    ("hello world", "hello world"),
+]
+
+# Where we differ from yaml.safe_load on purpose: (text, ours, PyYAML's).
+DELIBERATE_DIFFERENCES: list[tuple[str, Any, Any]] = [
+    # Dates and timestamps stay text: `trained: 2025-12-28` is a string in the schema, and a
+    # datetime would not survive JSON.
+    ("2025-12-28", "2025-12-28", datetime.date(2025, 12, 28)),
+    ("2001-12-14 21:59:43", "2001-12-14 21:59:43", datetime.datetime(2001, 12, 14, 21, 59, 43)),
+    # An exponent without a dot is a number (as in YAML 1.2 and JSON): `lr: 1e-3`.
+    ("1e3", 1000.0, "1e3"),
+    ("-1e-3", -0.001, "-1e-3"),
+]
+
+
+def _value(text: str) -> Any:
+    value, findings = yamlio.load(f"k: {text}\n".encode(), "t.yaml")
+    assert findings == []
+    return value["k"]
+
+
+def _same(got: Any, expected: Any) -> bool:
+    if expected is NAN:
+        return isinstance(got, float) and math.isnan(got)
+    return type(got) is type(expected) and got == expected
+
+
+def test_the_corpus_is_big_enough() -> None:
+    assert len(SAME_AS_PYYAML) >= 30
+
+
+@pytest.mark.parametrize(("text", "expected"), SAME_AS_PYYAML, ids=[repr(t) for t, _ in SAME_AS_PYYAML])
+def test_plain_scalar_typing_matches_pyyaml(text: str, expected: Any) -> None:
+    ours = _value(text)
+    theirs = yaml.safe_load(f"k: {text}\n")["k"]
+    assert _same(ours, expected), (ours, expected)
+    assert _same(theirs, expected), (theirs, expected)
+
+
+@pytest.mark.parametrize(("text", "ours", "pyyaml"), DELIBERATE_DIFFERENCES,
+                         ids=[repr(t) for t, _, _ in DELIBERATE_DIFFERENCES])
+def test_deliberate_differences_from_pyyaml(text: str, ours: Any, pyyaml: Any) -> None:
+    assert _same(_value(text), ours)
+    assert _same(yaml.safe_load(f"k: {text}\n")["k"], pyyaml)
+
+
+@pytest.mark.parametrize("text", ["'1.10'", '"0755"', "'no'", '"~"', "'2025-12-28'", '"1:20"'])
+def test_quoted_scalars_are_strings(text: str) -> None:
+    assert _value(text) == text[1:-1]
+
+
+def test_block_scalars_and_keys_are_strings() -> None:
+    value, findings = yamlio.load(b"notes: |\n  1.10\nyes_key: 1\nk2: >\n  no\n", "t.yaml")
+    assert findings == []
+    assert value == {"notes": "1.10\n", "yes_key": 1, "k2": "no\n"}
+
+
+def test_is_typed_plain() -> None:
+    assert yamlio.is_typed_plain("1.10")
+    assert yamlio.is_typed_plain("no")
+    assert yamlio.is_typed_plain("2025-12-28")  # a string to us, a date to other tools: still flagged
+    assert not yamlio.is_typed_plain("v1.10")
+    assert not yamlio.is_typed_plain("hello")
+
+
+def test_load_structure_bom_and_empty() -> None:
+    text = "\ufeffname: m\nlist: [1, two, {a: ~}]\nnested:\n  - - x\n"
+    value, findings = yamlio.load(text.encode(), "t.yaml")
+    assert findings == []
+    assert value == {"name": "m", "list": [1, "two", {"a": None}], "nested": [["x"]]}
+    assert yamlio.load(b"", "t.yaml") == (None, [])
+    assert yamlio.load(b"# only a comment\n", "t.yaml") == (None, [])
+
+
+def test_load_refuses_with_position() -> None:
+    value, findings = yamlio.load(b"a: 1\nb: &x 2\na: 3\n", "t.yaml")
+    assert value is None
+    assert [(f.line, f.col, f.code) for f in findings] == [(2, 4, "YAML010"), (3, 1, "YAML017")]
+
+
+# -- locate -----------------------------------------------------------------------------------------
+DOC = b"""\
+name: m
+versions:
+  - version: v1
+    status: active
+    artifact:
+      path: a.onnx
+traffic: {v1: 90, "v2": 10}
+tags: [a, [b, c]]
+quoted: "q"
+"""
+
+LOCATIONS = [
+    # path, key?, (line, col, plain text)
+    ((), False, (1, 1, None)),
+    (("name",), False, (1, 7, "m")),
+    (("versions",), False, (3, 3, None)),            # the block sequence starts at its first '-'
+    (("versions", 0), False, (3, 5, None)),          # the item mapping starts at its first key
+    (("versions", 0, "status"), False, (4, 13, "active")),
+    (("versions", 0, "status"), True, (4, 5, None)),  # the key itself
+    (("versions", 0, "artifact", "path"), False, (6, 13, "a.onnx")),
+    (("traffic", "v2"), False, (7, 25, "10")),
+    (("traffic", "v2"), True, (7, 19, None)),        # a quoted key
+    (("tags", 1, 0), False, (8, 12, "b")),
+    (("tags", 1, 1), False, (8, 15, "c")),
+    (("quoted",), False, (9, 9, None)),              # quoted: no plain text
+    # Missing paths fall back to the deepest part that exists.
+    (("versions", 0, "weight"), False, (3, 5, None)),
+    (("versions", 3), False, (3, 3, None)),
+    (("tags", 1, 5), False, (8, 11, None)),
+    (("owner",), False, (1, 1, None)),
+]
+
+
+@pytest.mark.parametrize(("path", "key", "expected"), LOCATIONS,
+                         ids=[f"{'.'.join(map(str, p)) or 'root'}{'-key' if k else ''}" for p, k, _ in LOCATIONS])
+def test_locate(path: tuple[Any, ...], key: bool, expected: tuple[int, int, str | None]) -> None:
+    assert yamlio.locate(DOC, path, key=key) == expected
+
+
+def test_locate_counts_columns_in_characters() -> None:
+    assert yamlio.locate('k: {a: "é", b: x}\n'.encode(), ("k", "b")) == (1, 16, "x")
+
+
+def test_locate_in_top_level_list() -> None:
+    assert yamlio.locate(b"- a\n- - b\n  - c\n", (1, 1)) == (3, 5, "c")
+
+
+def test_locate_stops_at_a_syntax_error_with_what_it_found() -> None:
+    broken = b"a: 1\nb: [\n"
+    assert yamlio.locate(broken, ("a",)) == (1, 4, "1")
+    assert yamlio.locate(broken, ("b", 0)) == (2, 4, None)
