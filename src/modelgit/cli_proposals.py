@@ -29,14 +29,17 @@ def proposal_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def run_proposal(obj: Any, plan: Callable[[Any], Any], ref: str, branch: str | None,
-                 on_current_branch: bool, push: str | None, dry_run: bool, as_json: bool) -> int:
+def run_proposal(obj: Any, model: str, plan: Callable[[Any], Any], ref: str, branch: str | None,
+                 on_current_branch: bool, push: str | None, dry_run: bool, as_json: bool,
+                 whole_if_missing: bool = True) -> int:
     from modelgit import proposals
     from modelgit.validate import Validator
 
     repo = obj.repo()
     validator = Validator(repo)
-    base = validator.loader.load("HEAD" if on_current_branch else ref)
+    # With --on-current-branch the change goes on top of HEAD; apply() refuses a --ref that names
+    # another commit instead of silently ignoring it.
+    base = proposals.load_base(validator.loader, ref, model, whole_if_missing=whole_if_missing)
     proposal = plan(base)
     outcome = proposals.apply(repo, proposal, validator=validator, base=base, branch=branch,
                               on_current_branch=on_current_branch, push=push, dry_run=dry_run)
@@ -102,14 +105,19 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
                  migration_notes: str | None, data_source: str | None, weight: float | None,
                  trained: str | None, task: str | None, **opts: Any) -> int:
         """Register VERSION of MODEL (status staging) from an ONNX file or a URI."""
+        import os
+
         from modelgit import proposals
 
+        if not proposals.is_uri(artifact) and not os.path.isabs(artifact) and obj.repo_path not in ("", "."):
+            artifact = os.path.join(obj.repo_path, artifact)  # -C PATH: "run as if started in PATH"
         new = proposals.NewVersion(
             artifact=artifact, sha256=sha256, metrics=_parse_metrics(metrics),
             improvements=improvements, breaking_changes=breaking, migration_notes=migration_notes,
             data_source=data_source, weight=weight, trained=trained, task=task,
         )
-        return run_proposal(obj, lambda s: proposals.plan_register(s, model, version, new), **opts)
+        return run_proposal(obj, model, lambda s: proposals.plan_register(s, model, version, new),
+                            whole_if_missing=task is None, **opts)
 
     def lifecycle(name: str, planner: str, doc: str) -> None:
         @click.argument("model")
@@ -120,7 +128,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
             from modelgit import proposals
 
             plan = getattr(proposals, planner)
-            return run_proposal(obj, lambda s: plan(s, model, version), **opts)
+            return run_proposal(obj, model, lambda s: plan(s, model, version), **opts)
 
         command.__doc__ = doc
         cli.command(name)(command)
@@ -141,7 +149,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         """Set the blend WEIGHT (0..1) of VERSION."""
         from modelgit import proposals
 
-        return run_proposal(obj, lambda s: proposals.plan_weight(s, model, version, weight), **opts)
+        return run_proposal(obj, model, lambda s: proposals.plan_weight(s, model, version, weight), **opts)
 
     @cli.command()
     @click.argument("model")
@@ -153,7 +161,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         from modelgit import proposals
 
         parsed = proposals.parse_split(shares)
-        return run_proposal(obj, lambda s: proposals.plan_split(s, model, parsed), **opts)
+        return run_proposal(obj, model, lambda s: proposals.plan_split(s, model, parsed), **opts)
 
     @cli.group()
     def ab() -> None:
@@ -170,7 +178,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         """Send PERCENT of MODEL's traffic to staging VERSION."""
         from modelgit import proposals
 
-        return run_proposal(obj, lambda s: proposals.plan_ab_start(s, model, version, percent), **opts)
+        return run_proposal(obj, model, lambda s: proposals.plan_ab_start(s, model, version, percent), **opts)
 
     @ab.command("stop")
     @click.argument("model")
@@ -186,7 +194,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         if outcome is None:
             raise click.UsageError("say how the test ends: --promote or --abandon")
         return run_proposal(
-            obj, lambda s: proposals.plan_ab_stop(s, model, promote=outcome == "promote"), **opts)
+            obj, model, lambda s: proposals.plan_ab_stop(s, model, promote=outcome == "promote"), **opts)
 
     @cli.command()
     @click.argument("model")
@@ -201,5 +209,5 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         repo = obj.repo()
         if to_version is not None:
             return run_proposal(
-                obj, lambda s: proposals.plan_promote(s, model, to_version, action="rollback"), **opts)
-        return run_proposal(obj, lambda s: proposals.plan_rollback(repo, s, model), **opts)
+                obj, model, lambda s: proposals.plan_promote(s, model, to_version, action="rollback"), **opts)
+        return run_proposal(obj, model, lambda s: proposals.plan_rollback(repo, s, model), **opts)

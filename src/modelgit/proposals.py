@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelgit import yamledit
-from modelgit.errors import InvalidError, UsageError
+from modelgit.errors import GitError, InvalidError, UsageError
 from modelgit.gitstore import CommitWriter, Entry, GitRepo, blob_id
 from modelgit.rules import signature_of
 from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, model_path
@@ -120,10 +120,10 @@ def _prune_traffic(data: Any) -> None:
         return
     statuses = {str(v.get("version")): v.get("status") for v in data["versions"]}
     for version in [v for v in traffic if statuses.get(str(v)) not in SERVABLE]:
-        del traffic[version]
+        yamledit.delete(traffic, version)
     active = [v for v, s in statuses.items() if s == "active"]
     if not traffic or not active or active[0] not in traffic or abs(sum(traffic.values()) - 100) > 1e-9:
-        del data["traffic"]
+        yamledit.delete(data, "traffic")
 
 
 # -- verbs ------------------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def plan_archive(snapshot: Snapshot, model_id: str, version: str) -> Proposal:
         _find(data, version)["status"] = "archived"
         traffic = data.get("traffic")
         if traffic is not None and version in traffic:
-            share = traffic.pop(version)
+            share = yamledit.delete(traffic, version)
             active = model.active
             if active is not None and active.version in traffic:
                 traffic[active.version] = traffic[active.version] + share
@@ -193,7 +193,12 @@ def plan_weight(snapshot: Snapshot, model_id: str, version: str, weight: float) 
     old = target.weight
 
     def change(data: Any) -> None:
-        _find(data, version)["weight"] = weight
+        item = _find(data, version)
+        if "weight" in item:
+            item["weight"] = weight
+        else:  # a new key goes where the schema and `register` put it: right after status
+            keys = list(item)
+            yamledit.insert(item, keys.index("status") + 1 if "status" in keys else len(keys), "weight", weight)
 
     old_text = "unset" if old is None else f"{old:g}"
     return Proposal(model_id, "weight", version,
@@ -226,13 +231,19 @@ def _set_traffic(data: Any, split: Mapping[str, float]) -> None:
     from ruamel.yaml.comments import CommentedMap
 
     traffic = data.get("traffic")
-    if traffic is None:
-        traffic = CommentedMap()
-        data["traffic"] = traffic
-    for key in list(traffic):
-        del traffic[key]
+    if traffic is None:  # a new block, after the versions (where `modelgit init` puts it)
+        traffic = CommentedMap((version, _number(percent)) for version, percent in split.items())
+        keys = list(data)
+        yamledit.insert(data, keys.index("versions") + 1 if "versions" in keys else len(keys), "traffic", traffic)
+        return
+    # Update in place: keys that stay keep their position, quoting and comments.
+    for key in [k for k in traffic if str(k) not in split]:
+        yamledit.delete(traffic, key)
     for version, percent in split.items():
-        traffic[version] = _number(percent)
+        if version in traffic:
+            traffic[version] = _number(percent)
+        else:
+            yamledit.insert(traffic, len(traffic), version, _number(percent))
 
 
 def plan_split(snapshot: Snapshot, model_id: str, split: Mapping[str, float]) -> Proposal:
@@ -294,7 +305,7 @@ def plan_ab_stop(snapshot: Snapshot, model_id: str, *, promote: bool) -> Proposa
                         proposal.base_commit, proposal.changes)
 
     def change(data: Any) -> None:
-        del data["traffic"]
+        yamledit.delete(data, "traffic")
 
     names = ", ".join(v.version for v in candidates)
     return Proposal(model_id, "ab-stop", candidates[0].version if len(candidates) == 1 else None,
@@ -317,7 +328,7 @@ class NewVersion:
     task: str | None = None  # needed only when the model is new
 
 
-def _is_uri(text: str) -> bool:
+def is_uri(text: str) -> bool:
     return re.match(r"^[a-z][a-z0-9+.-]*://", text) is not None
 
 
@@ -371,7 +382,7 @@ def plan_register(snapshot: Snapshot, model_id: str, version: str, new: NewVersi
     changes: dict[str, bytes | None] = {}
     artifact = CommentedMap()
     signature: dict[str, Any] | None = None
-    if _is_uri(new.artifact):
+    if is_uri(new.artifact):
         if not new.sha256 or not re.match(r"^[0-9a-f]{64}$", new.sha256):
             raise UsageError("an artifact URI needs --sha256 with its 64-hex-digit digest",
                              hint="modelgit records URIs without downloading them")
@@ -426,12 +437,32 @@ def plan_register(snapshot: Snapshot, model_id: str, version: str, new: NewVersi
         changes[path] = yamledit.new_document(doc, header).encode()
     else:
         def change(data: Any) -> None:
-            data["versions"].append(entry)
+            yamledit.append(data["versions"], entry)
 
         changes.update(_edit(snapshot, model_id, change))
-    where = new.artifact if _is_uri(new.artifact) else changes and next(iter(changes))
+    where = new.artifact if is_uri(new.artifact) else changes and next(iter(changes))
     return Proposal(model_id, "register", version, f"{model_id}: register {version} ({new.status})",
                     snapshot.commit or "", changes, body=f"Artifact: {where}")
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load_base(loader: Loader, ref: str, model_id: str, *, whole_if_missing: bool = True) -> Snapshot:
+    """The registry at ``ref`` as a proposal about ``model_id`` needs it: every file listed, but
+    only the settings and that model's file parsed. A proposal validates the models it touches, so
+    parsing a thousand others would only cost time (a second per thousand files).
+
+    When the model does not exist at ``ref`` the whole registry is loaded (if
+    ``whole_if_missing``), so that "unknown model" can suggest the ids that are close."""
+    from modelgit.snapshot import REGISTRY_DIR, _GitSource, model_id_of
+
+    check_model_id(model_id)
+    commit = loader.repo.resolve(ref)
+    entries = loader.repo.tree(commit, REGISTRY_DIR)
+    path = model_path(model_id)
+    if path not in entries and whole_if_missing:
+        return loader._build(commit, entries, _GitSource(loader.repo))
+    wanted = {p: e for p, e in entries.items() if p == path or model_id_of(p) is None}
+    return loader._build(commit, wanted, _GitSource(loader.repo))
 
 
 # -- applying -----------------------------------------------------------------------------------
@@ -553,7 +584,8 @@ def apply(
             raise UsageError("HEAD is detached; --on-current-branch needs a checked-out branch",
                              hint="check out a branch, or drop --on-current-branch to propose on a new one")
         if repo.resolve("HEAD") != proposal.base_commit:
-            raise UsageError("--on-current-branch commits on top of HEAD; do not combine it with --ref")
+            raise UsageError("--on-current-branch commits on top of HEAD, but --ref names another commit",
+                             hint="drop --ref, or check out the branch you want to commit on")
         dirty = repo.git_text("status", "--porcelain", "--untracked-files=all", "--",
                               *proposal.changes).strip()
         if dirty:
@@ -581,7 +613,14 @@ def apply(
         writer.create_branch(target_branch, commit)
     pushed = None
     if push:
-        repo.git("push", "--quiet", push, f"refs/heads/{target_branch}:refs/heads/{target_branch}")
+        proc = repo.git("push", "--quiet", push, f"refs/heads/{target_branch}:refs/heads/{target_branch}",
+                        check=False)
+        if proc.returncode != 0:
+            reason = proc.stderr.decode("utf-8", "replace").strip() or "git push failed"
+            raise GitError(f"committed {commit[:12]} on {target_branch}, but pushing it to '{push}' "
+                           f"failed: {reason}",
+                           hint=f"the commit is there; push it when the remote is reachable: "
+                                f"git push {push} {target_branch}")
         pushed = push
     return Outcome(proposal, target_branch, commit, diff, pushed, current is not None)
 
