@@ -377,7 +377,8 @@ def test_diff_unknown_ref(history_repo, cli) -> None:
 # -- init -------------------------------------------------------------------------------------------
 INIT_FILES = [
     "registry/modelgit.yaml", "registry/models/example_scorer.yaml",
-    "registry/artifacts/example_scorer_v1.onnx", ".github/workflows/modelgit-validate.yml",
+    "registry/artifacts/example_scorer_v1.onnx", ".github/workflows/registry-ci.yml",
+    ".github/workflows/upgrade-check.yml",
     "schemas/model.schema.json", "schemas/settings.schema.json",
 ]
 

@@ -187,9 +187,11 @@ def init(obj: Context, directory: str) -> int:
 
 
 # -- proposals (one module per verb group) ---------------------------------------------------------
-from modelgit.cli_proposals import register_commands  # noqa: E402
+from modelgit import cli_eval, cli_proposals, cli_runtime  # noqa: E402
 
-register_commands(cli, pass_context)
+cli_proposals.register_commands(cli, pass_context)
+cli_eval.register_commands(cli, pass_context)
+cli_runtime.register_commands(cli, pass_context)
 
 
 # -- entry point ----------------------------------------------------------------------------------

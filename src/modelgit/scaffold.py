@@ -14,7 +14,8 @@ TEMPLATE_FILES = (
     "registry/modelgit.yaml",
     "registry/models/example_scorer.yaml",
     "registry/artifacts/example_scorer_v1.onnx",
-    ".github/workflows/modelgit-validate.yml",
+    ".github/workflows/registry-ci.yml",
+    ".github/workflows/upgrade-check.yml",
 )
 
 

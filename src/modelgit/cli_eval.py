@@ -1,0 +1,181 @@
+"""CLI verbs for evaluation: eval, compare, ci."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelgit.errors import EXIT_INVALID, EXIT_OK
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on an interactive terminal; nothing in CI or when piped."""
+    if os.environ.get("CI") or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> None:
+    @cli.command("eval")
+    @click.argument("model")
+    @click.argument("version")
+    @click.option("--ref", default="HEAD", show_default=True, help="Evaluate the registry at this ref.")
+    @click.option("--metric", "metrics", multiple=True, metavar="NAME",
+                  help="Metric to compute (repeatable; default: the model's evaluation.metrics).")
+    @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+                  help="Rows per onnxruntime call.")
+    @click.option("--force", is_flag=True, help="Recompute even if a stored result matches.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @pass_context
+    def eval_command(obj: Any, model: str, version: str, ref: str, metrics: tuple[str, ...],
+                     batch_size: int, force: bool, as_json: bool) -> int:
+        """Run VERSION of MODEL over its evaluation dataset; write
+        registry/evaluations/MODEL/VERSION.json."""
+        from modelgit.evaluate import evaluate, result_path, write_result
+        from modelgit.snapshot import Loader
+
+        repo = obj.repo()
+        snapshot = Loader(repo).load(ref)
+        with _progress(f"eval {model}:{version}") as progress:
+            result = evaluate(snapshot, model, version, root=repo.root, requested_metrics=list(metrics) or None,
+                              batch_size=batch_size, progress=progress, reuse=not force)
+        if not result.get("reused"):
+            write_result(repo.root, result)
+        if as_json:
+            from modelgit.cli import _emit_json
+
+            _emit_json({k: v for k, v in result.items() if k not in ("labels", "predictions")})
+            return EXIT_OK
+        where = result_path(model, version)
+        click.echo(f"{model}:{version} on {result['rows']} rows of {result['dataset']}"
+                   + (" (stored result reused: same artifact and dataset digests)" if result.get("reused") else ""))
+        for name, value in result["metrics"].items():
+            click.echo(f"  {name:<9} {value:.6g}")
+        lat = result["latency"]
+        click.echo(f"  latency   p50 {lat['p50_ms_per_row'] * 1000:.2f} µs/row, p95 "
+                   f"{lat['p95_ms_per_row'] * 1000:.2f} µs/row, {lat['rows_per_second'] or 0:,.0f} rows/s")
+        click.echo(f"wrote {where}" if not result.get("reused") else f"kept {where}")
+        return EXIT_OK
+
+    @cli.command()
+    @click.argument("model")
+    @click.argument("v1")
+    @click.argument("v2")
+    @click.option("--ref", default="HEAD", show_default=True, help="Compare at this ref.")
+    @click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md",
+                  show_default=True, help="Report format.")
+    @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
+                  help="Write the report to this file instead of printing it.")
+    @click.option("--resamples", type=click.IntRange(min=100), default=1000, show_default=True,
+                  help="Bootstrap resamples.")
+    @click.option("--seed", type=int, default=20251228, show_default=True, help="Bootstrap seed.")
+    @pass_context
+    def compare(obj: Any, model: str, v1: str, v2: str, ref: str, fmt: str, out: str | None,
+                resamples: int, seed: int) -> int:
+        """Compare V2 against V1 of MODEL: metric deltas with 95 % intervals, a verdict, latency
+        and signature changes."""
+        import json
+
+        from modelgit import compare as C
+        from modelgit.evaluate import evaluate
+        from modelgit.snapshot import Loader
+
+        repo = obj.repo()
+        snapshot = Loader(repo).load(ref)
+        spec = snapshot.model(model)
+        r1 = evaluate(snapshot, model, v1, root=repo.root)
+        r2 = evaluate(snapshot, model, v2, root=repo.root)
+        settings = snapshot.settings.spec if snapshot.settings is not None else None
+        report = C.compare_results(spec, settings, r1, r2, resamples=resamples, seed=seed)
+        text = {"md": C.to_markdown, "html": C.to_html,
+                "json": lambda r: json.dumps(r, indent=1, default=str) + "\n"}[fmt](report)
+        if out:
+            target = Path(out)
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_text(text, "utf-8")
+            os.replace(tmp, target)
+            click.echo(f"wrote {out}: {report['verdict']} on {report['primary']}")
+        else:
+            click.echo(text, nl=False)
+        return EXIT_OK
+
+    @cli.command()
+    @click.option("--base", required=True, metavar="REF", help="The pull request's base (e.g. origin/main).")
+    @click.option("--ref", default="HEAD", show_default=True, help="The pull request's head.")
+    @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="modelgit-report",
+                  show_default=True, help="Directory for report.md and report.json.")
+    @pass_context
+    def ci(obj: Any, base: str, ref: str, out_dir: str) -> int:
+        """Validate against BASE, evaluate and compare changed versions, write report.md and
+        report.json; exit 1 if invalid or if a version gaining traffic is significantly worse."""
+        from modelgit.ci import run_ci, write_reports
+
+        repo = obj.repo()
+        report = run_ci(repo, base, ref)
+        md, js = write_reports(report, Path(out_dir))
+        click.echo(md.read_text("utf-8"), nl=False)
+        click.echo(f"wrote {md} and {js}", err=True)
+        return EXIT_OK if report.ok else EXIT_INVALID
+
+    @cli.command("check-upgrades")
+    @click.option("--ref", default="HEAD", show_default=True, help="Check the registry at this ref.")
+    @click.option("--propose", is_flag=True,
+                  help="Commit a promote proposal on its own branch for each recommendation.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @pass_context
+    def check_upgrades(obj: Any, ref: str, propose: bool, as_json: bool) -> int:
+        """Recommend staging versions that beat the active one on the primary metric by the
+        policy's minimum improvement, with 95 % confidence; --propose opens the changes as branches."""
+        from modelgit import proposals
+        from modelgit.errors import UsageError
+        from modelgit.upgrades import recommendations
+        from modelgit.validate import Validator
+
+        repo = obj.repo()
+        validator = Validator(repo)
+        snapshot = validator.loader.load(ref)
+        found = recommendations(snapshot, repo.root)
+        proposed = []
+        if propose:
+            for item in (r for r in found if r["recommended"]):
+                proposal = proposals.plan_promote(snapshot, item["model"], item["to"])
+                proposal = proposals.Proposal(
+                    proposal.model, "upgrade", proposal.version, proposal.subject, proposal.base_commit,
+                    proposal.changes, body=f"Recommended by modelgit check-upgrades: {item['reason']}")
+                try:
+                    outcome = proposals.apply(repo, proposal, validator=validator, base=snapshot)
+                except UsageError as exc:  # e.g. the branch exists: proposed on an earlier run
+                    item["note"] = exc.message
+                    continue
+                proposed.append({"model": item["model"], "version": item["to"], "branch": outcome.branch,
+                                 "commit": outcome.commit, "subject": proposal.subject,
+                                 "reason": item["reason"]})
+        if as_json:
+            from modelgit.cli import _emit_json
+
+            _emit_json({"commit": snapshot.commit, "recommendations": found, "proposals": proposed})
+            return EXIT_OK
+        if not found:
+            click.echo("no staging version to compare")
+        for item in found:
+            mark = "upgrade" if item["recommended"] else "keep"
+            click.echo(f"{mark:<8} {item['model']}: {item['from']} → {item['to']}: {item['reason']}")
+        for item in proposed:
+            click.echo(f"proposed on branch {item['branch']}")
+        return EXIT_OK
