@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from modelgit.errors import EXIT_OK, UsageError
+from modelgit.errors import EXIT_OK, ModelgitError, UsageError
+
+# onnxruntime's tensor types → numpy dtype names (the ones a .npy file can carry)
+_ORT_DTYPES = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+    "tensor(int8)": "int8", "tensor(int16)": "int16", "tensor(int32)": "int32",
+    "tensor(int64)": "int64", "tensor(uint8)": "uint8", "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32", "tensor(uint64)": "uint64", "tensor(bool)": "bool",
+}
 
 
 def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> None:
@@ -19,18 +27,26 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_context
     def route(obj: Any, model: str, key: str | None, ref: str, as_json: bool) -> int:
-        """Print the version of MODEL that serves KEY (sticky A/B routing)."""
+        """Print the version of MODEL that serves KEY (sticky A/B routing).
+
+        When the routed version cannot load, the active version serves it: the text output
+        says so on stderr, the JSON output has both ("version" and "serving")."""
         from modelgit.runtime.registry import Registry
 
         reg = Registry(obj.repo(), ref)
-        version = reg.route(model, key=key)
+        name = model.partition(":")[0]
+        routed, serving = reg.resolve(model, key=key)
         if as_json:
             from modelgit.cli import _emit_json
 
-            _emit_json({"model": model, "key": key, "version": version, "commit": reg.commit,
-                        "weight": reg.weight(f"{model}:{version}")})
+            _emit_json({"model": name, "key": key, "version": routed, "serving": serving,
+                        "commit": reg.commit, "weight": reg.weight(f"{name}:{serving}")})
         else:
-            click.echo(version)
+            click.echo(routed)
+            if serving != routed:
+                reason = reg.info(name)["errors"].get(routed, "it cannot be loaded")
+                click.echo(f"note: '{routed}' cannot be loaded ({reason}); the active version "
+                           f"'{serving}' serves it", err=True)
         return EXIT_OK
 
     @cli.command("run")
@@ -46,25 +62,91 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
 
         import numpy as np
 
-        from modelgit.runtime.registry import Registry
+        from modelgit.runtime.registry import HostedModel, Registry
 
-        try:
-            loaded = np.load(input_path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{input_path}: cannot read it as .npy/.npz: {exc}",
-                             hint="save the input with numpy.save") from None
-        inputs: Any = dict(loaded) if isinstance(loaded, np.lib.npyio.NpzFile) else loaded
+        inputs = _read_inputs(input_path)
         reg = Registry(obj.repo(), ref)
-        version = reg.route(model, key=key)
-        name = model if ":" in model else f"{model}:{version}"
-        try:
-            outputs = reg.run(name, inputs)
-        except UsageError:
-            raise
-        except Exception as exc:  # onnxruntime rejects the input: say so, it is the user's data
-            raise UsageError(f"{input_path}: the model rejected the input: {str(exc).strip()[:300]}",
-                             hint="check the input's shape and dtype against 'modelgit show MODEL'") \
-                from None
-        click.echo(json.dumps({"model": model, "version": version, "commit": reg.commit,
-                               "outputs": [np.asarray(o).tolist() for o in outputs]}))
-        return EXIT_OK
+        name, _, pinned = model.partition(":")
+        routed, serving = reg.resolve(model, key=key)
+        candidates = [serving]
+        active = reg.info(name)["active"]
+        if not pinned and active and active != serving:
+            candidates.append(active)  # the runtime answers with the active version too
+        problems: list[str] = []
+        for version in candidates:
+            session = reg.session(f"{name}:{version}")
+            if isinstance(session, HostedModel):
+                raise UsageError(f"'{name}' version '{version}' is hosted by {session.provider}; "
+                                 f"call the provider with {session.model_id}")
+            problem = _input_problem(session, inputs)
+            if problem is None:
+                try:
+                    outputs = reg.run(f"{name}:{version}", inputs)
+                except ModelgitError:
+                    raise
+                except Exception as exc:  # onnxruntime refuses the input
+                    problem = f"the model rejected the input: {str(exc).strip()[:300]}"
+                else:
+                    result: dict[str, Any] = {"model": name, "version": version, "commit": reg.commit,
+                                              "outputs": [np.asarray(o).tolist() for o in outputs]}
+                    if version != routed:
+                        result["routed"] = routed
+                        result["fallback"] = problems[0] if problems else \
+                            reg.info(name)["errors"].get(routed, "")
+                    click.echo(json.dumps(result))
+                    return EXIT_OK
+            problems.append(f"'{version}': {problem}" if len(candidates) > 1 else problem)
+        raise UsageError(f"{input_path}: " + "; ".join(problems),
+                         hint=f"check the input's shape and dtype against 'modelgit show {name}'")
+
+
+def _read_inputs(input_path: str) -> Any:
+    """The array of a .npy file, or a dict of the arrays of a .npz file; exit 2 when unreadable."""
+    import numpy as np
+
+    try:
+        loaded = np.load(input_path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                return {name: loaded[name] for name in loaded.files}
+        return loaded
+    except FileNotFoundError:
+        raise UsageError(f"{input_path}: no such file") from None
+    except Exception as exc:  # ValueError, EOFError, OSError, zipfile errors, pickled objects…
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{input_path}: cannot read it as .npy/.npz: {reason[:200]}",
+                         hint="save the input with numpy.save (one array) or numpy.savez "
+                              "(one array per input name)") from None
+
+
+def _input_problem(session: Any, inputs: Any) -> str | None:
+    """Why ``inputs`` cannot feed ``session`` (names, rank, fixed dimensions, dtype), or None."""
+    import numpy as np
+
+    expected = session.get_inputs()
+    names = [arg.name for arg in expected]
+    if isinstance(inputs, dict):
+        missing = [n for n in names if n not in inputs]
+        extra = [n for n in inputs if n not in names]
+        if missing or extra:
+            return (f"the model takes inputs {', '.join(names)}; the .npz has "
+                    f"{', '.join(inputs) or 'no arrays'}")
+        feed = inputs
+    else:
+        if len(names) != 1:
+            return (f"the model takes {len(names)} inputs ({', '.join(names)}); pass an .npz "
+                    "with one array per input name")
+        feed = {names[0]: inputs}
+    for arg in expected:
+        array = np.asarray(feed[arg.name])
+        shape = arg.shape if isinstance(arg.shape, list) else []
+        want = "[" + ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in shape) + "]"
+        dtype = _ORT_DTYPES.get(arg.type)
+        if len(shape) != array.ndim or any(
+            isinstance(d, int) and d != n for d, n in zip(shape, array.shape, strict=False)
+        ):
+            return (f"input '{arg.name}' must have shape {want}, got {list(array.shape)}")
+        if dtype is not None and array.dtype != np.dtype(dtype):
+            return (f"input '{arg.name}' must be {dtype}, got {array.dtype} "
+                    f"(convert it: array.astype(numpy.{dtype}))")
+    return None

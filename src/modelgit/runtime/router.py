@@ -4,16 +4,21 @@ A key hashes (murmur3, seeded — never Python's per-process ``hash()``) into on
 :data:`BUCKETS` slots. Each slot is assigned to a version by *weighted rendezvous hashing*: every
 version draws a score ``-ln(u) / weight`` from a hash of (model, version, slot) and the lowest wins.
 That assignment is computed once per split into a table (vectorised with numpy: 65,536 slots keep
-each version's share within ~0.1 point of its traffic), so a request costs one hash and one list
-index. Rendezvous hashing moves close to the minimum share of slots when a split changes:
+each version's share within ~0.1 point of its traffic), so a request costs one hash and two
+indexings. Rendezvous hashing moves close to the minimum share of slots when a split changes:
 90/10 → 80/20 moves exactly the 10 % that must move (a version's set of slots only grows when its
 share grows), 50/50 → 34/33/33 moves ~33.4 % (a cumulative layout moves 49 %), and removing a
-version moves only its own slots.
+version while the others keep their proportions (40/40/20 → 50/50) moves only its own slots.
+
+The table stores a version *index* per slot in a ``bytes`` object (64 KiB per model; a list of
+65,536 references would be 512 KiB), so the runtime can map a key straight to what serves it.
 """
 
 from __future__ import annotations
 
 import random
+import threading
+from array import array
 from bisect import bisect_right
 from collections.abc import Mapping
 
@@ -21,21 +26,50 @@ import mmh3
 
 BUCKETS = 65_536
 _MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+_hash = mmh3.hash
+_random = random.random  # the module's shared generator: random.seed() makes it reproducible
 
 
 def _seed(salt: str) -> int:
     return mmh3.hash(salt, 0, signed=False)
 
 
-def _splitmix64(values: object, seed: int) -> object:
-    """SplitMix64 of ``values + seed`` (numpy uint64 arrays): a fast, well-mixed slot hash."""
+def _splitmix64(values: object, seed: int, out: object = None, scratch: object = None) -> object:
+    """SplitMix64 of ``values + seed`` (numpy uint64 arrays): a fast, well-mixed slot hash.
+
+    ``out`` and ``scratch`` are optional uint64 buffers of the same length: working in place
+    matters, since two fresh 512 KiB arrays alive at once cost page faults (~0.4 ms) each time."""
     import numpy as np
 
-    with np.errstate(over="ignore"):
-        z = values + np.uint64(seed & _MASK64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+    z = np.add(values, np.uint64((seed + _GOLDEN) & _MASK64), out=out)
+    t = np.right_shift(z, np.uint64(30), out=scratch)
+    z ^= t
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    np.right_shift(z, np.uint64(27), out=t)
+    z ^= t
+    z *= np.uint64(0x94D049BB133111EB)
+    np.right_shift(z, np.uint64(31), out=t)
+    z ^= t
+    return z
+
+
+class _Scratch:
+    """Work buffers for building tables, allocated once per process (tables are built rarely,
+    one at a time under a lock; fresh buffers per build cost more than the arithmetic)."""
+
+    lock = threading.Lock()
+    buffers: tuple[object, ...] | None = None
+
+    @classmethod
+    def get(cls) -> tuple[object, ...]:
+        if cls.buffers is None:
+            import numpy as np
+
+            cls.buffers = (np.arange(BUCKETS, dtype=np.uint64), np.empty(BUCKETS, dtype=np.uint64),
+                           np.empty(BUCKETS, dtype=np.uint64), np.empty(BUCKETS), np.empty(BUCKETS),
+                           np.empty(BUCKETS, dtype=bool))
+        return cls.buffers
 
 
 def bucket(model: str, key: str, salt: str = "") -> int:
@@ -44,56 +78,75 @@ def bucket(model: str, key: str, salt: str = "") -> int:
 
 
 class RouteTable:
-    """Slot → version for one model's split; ``choose(key)`` is the hot path."""
+    """Slot → version for one model's split; ``index(key)`` / ``choose(key)`` are the hot path."""
 
-    __slots__ = ("_cumulative", "_model", "_seed", "_table", "_versions", "split")
+    __slots__ = ("_cumulative", "_index", "_model", "_prefix", "_seed", "_versions", "salt", "split")
 
     def __init__(self, model: str, split: Mapping[str, float], salt: str = "") -> None:
         self._model = model
+        self._prefix = f"{model}\0"
+        self.salt = salt
         self._seed = _seed(salt)
         self.split = {v: float(w) for v, w in split.items() if w > 0}
-        self._versions = list(self.split)
+        self._versions = tuple(self.split)
         if not self._versions:
             raise ValueError(f"model '{model}' has no version with traffic")
         if len(self._versions) == 1:
-            self._table = [self._versions[0]] * BUCKETS
+            self._index: bytes | array[int] = bytes(BUCKETS)
         else:
-            self._table = self._assign_all()
+            self._index = self._assign_all()
         total = sum(self.split.values())
         running = 0.0
-        self._cumulative = []
+        cumulative = []
         for version in self._versions:
             running += self.split[version] / total
-            self._cumulative.append(running)
+            cumulative.append(running)
+        cumulative[-1] = 1.0  # rounding must never leave random() past the last version
+        self._cumulative = cumulative
 
-    def _assign_all(self) -> list[str]:
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """The versions with traffic, in the order :meth:`index` numbers them."""
+        return self._versions
+
+    def _assign_all(self) -> bytes | array[int]:
         import numpy as np
 
-        slots = np.arange(BUCKETS, dtype=np.uint64)
-        best = np.full(BUCKETS, np.inf)
-        winner = np.zeros(BUCKETS, dtype=np.int64)
-        for index, version in enumerate(self._versions):
-            seed = mmh3.hash64(f"{self._model}\0{version}", self._seed, signed=False)[0]
-            u = (_splitmix64(slots, seed) >> np.uint64(11)).astype(np.float64) + 0.5
-            u /= float(1 << 53)  # uniform in (0, 1): never log(0)
-            score = -np.log(u) / self.split[version]
-            better = score < best
-            best = np.where(better, score, best)
-            winner[better] = index
-        return [self._versions[i] for i in winner.tolist()]
+        many = len(self._versions) > 255
+        winner = np.zeros(BUCKETS, dtype=np.uint16 if many else np.uint8)
+        with _Scratch.lock:
+            slots, z, t, score, best, better = _Scratch.get()
+            for index, version in enumerate(self._versions):
+                seed = mmh3.hash64(f"{self._model}\0{version}", self._seed, signed=False)[0]
+                _splitmix64(slots, seed, z, t)
+                np.right_shift(z, np.uint64(11), out=z)
+                target = best if index == 0 else score
+                target[:] = z
+                target += 0.5
+                target *= 1.0 / float(1 << 53)  # uniform in (0, 1): never log(0)
+                np.log(target, out=target)
+                target *= -1.0 / self.split[version]
+                if index == 0:
+                    continue
+                np.less(score, best, out=better)
+                np.minimum(score, best, out=best)
+                np.putmask(winner, better, index)
+        return array("H", winner.tobytes()) if many else winner.tobytes()
 
-    def choose(self, key: str | None = None) -> str:
-        """The version for ``key``; without a key a weighted random choice."""
+    def index(self, key: object = None) -> int:
+        """The position in :attr:`versions` of the version for ``key``; without a key a weighted
+        random choice (from :mod:`random`'s shared generator)."""
         if key is None:
-            index = bisect_right(self._cumulative, random.random())
-            return self._versions[min(index, len(self._versions) - 1)]
-        return self._table[
-            mmh3.hash(f"{self._model}\0{key}", self._seed, signed=False) % BUCKETS
-        ]
+            return bisect_right(self._cumulative, _random())
+        return self._index[_hash(f"{self._prefix}{key}", self._seed, False) % BUCKETS]
+
+    def choose(self, key: object = None) -> str:
+        """The version for ``key``; without a key a weighted random choice."""
+        return self._versions[self.index(key)]
 
     def shares(self) -> dict[str, float]:
         """Fraction of slots per version (what the table actually serves)."""
-        counts: dict[str, int] = dict.fromkeys(self._versions, 0)
-        for version in self._table:
-            counts[version] += 1
-        return {v: n / BUCKETS for v, n in counts.items()}
+        counts = [0] * len(self._versions)
+        for index in self._index:
+            counts[index] += 1
+        return {v: n / BUCKETS for v, n in zip(self._versions, counts, strict=True)}
