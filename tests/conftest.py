@@ -98,3 +98,57 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
 
 def env_without_git_identity() -> dict[str, str]:
     return dict(os.environ)
+
+
+# -- helpers for the evaluation tests (test_metrics, test_eval_compare, test_ci) ---------------------
+def sha256_hex(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def npz_bytes(**arrays: object) -> bytes:
+    """An .npz file's bytes (numpy.savez into memory)."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def affine_onnx(weights: object, bias: float, output: str = "variable") -> bytes:
+    """A real ONNX regression model X float [None, n] → X @ weights + bias as float [None, 1],
+    built with onnx.helper (``weights`` of shape (n,); zeros make a constant predictor)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.asarray(weights, dtype=np.float32).reshape(-1, 1)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], [output])],
+        "affine",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, w.shape[0]])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, [None, 1])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.array([bias], np.float32), "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def example_script() -> object:
+    """scripts/build_example_registry.py as a module (train_models(), datasets())."""
+    import importlib.util
+    import sys
+
+    name = "build_example_registry"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

@@ -41,7 +41,8 @@ class CiReport:
 
 def changed_versions(base: Model | None, head: Model) -> list[tuple[str, list[str]]]:
     """(version, reasons) for every version the change adds, re-points, promotes or gives more
-    traffic. Pure."""
+    traffic. A version added and promoted (or given traffic) in the same change counts as promoted
+    (or gaining traffic) too. A new model's versions are only "added": they displace nothing. Pure."""
     out = []
     base_split = base.split() if base else {}
     head_split = head.split()
@@ -50,13 +51,14 @@ def changed_versions(base: Model | None, head: Model) -> list[tuple[str, list[st
         reasons = []
         if old is None:
             reasons.append("added")
-        else:
-            if artifact_identity(old) != artifact_identity(version):
-                reasons.append("artifact changed")
-            if old.status != version.status and version.status == "active":
+        elif artifact_identity(old) != artifact_identity(version):
+            reasons.append("artifact changed")
+        if base is not None:
+            if version.status == "active" and (old is None or old.status != "active"):
                 reasons.append("promoted")
-        if head_split.get(version.version, 0) > base_split.get(version.version, 0) and old is not None:
-            reasons.append(f"traffic {base_split.get(version.version, 0):g}% → {head_split[version.version]:g}%")
+            before, after = base_split.get(version.version, 0), head_split.get(version.version, 0)
+            if after > before:
+                reasons.append(f"traffic {before:g}% → {after:g}%")
         if reasons and version.status != "archived":
             out.append((version.version, reasons))
     return out
@@ -79,7 +81,10 @@ def run_ci(repo: GitRepo, base_ref: str, head_ref: str = "HEAD", *,
     def result(model_id: str, version: str) -> dict[str, Any]:
         key = (model_id, version)
         if key not in results:
-            results[key] = evaluate(head, model_id, version, root=repo.root)
+            # root=None: never reuse results stored under registry/evaluations/. In CI they come
+            # from the pull request's own checkout, so a committed result file could claim any
+            # numbers for a bad artifact; the gate recomputes from the artifact and dataset.
+            results[key] = evaluate(head, model_id, version, root=None)
         return results[key]
 
     for model_id, model in head.models.items():

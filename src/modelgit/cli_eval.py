@@ -93,7 +93,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         import json
 
         from modelgit import compare as C
-        from modelgit.evaluate import evaluate
+        from modelgit.evaluate import evaluate, write_result
         from modelgit.snapshot import Loader
 
         repo = obj.repo()
@@ -101,16 +101,19 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         spec = snapshot.model(model)
         r1 = evaluate(snapshot, model, v1, root=repo.root)
         r2 = evaluate(snapshot, model, v2, root=repo.root)
+        for computed in (r1, r2):  # stored as eval stores them: the next compare reuses them, so the
+            if not computed.get("reused"):  # same versions give the same report (latency included)
+                write_result(repo.root, computed)
         settings = snapshot.settings.spec if snapshot.settings is not None else None
         report = C.compare_results(spec, settings, r1, r2, resamples=resamples, seed=seed)
         text = {"md": C.to_markdown, "html": C.to_html,
                 "json": lambda r: json.dumps(r, indent=1, default=str) + "\n"}[fmt](report)
         if out:
-            target = Path(out)
+            target = Path(obj.repo_path) / out  # a relative --out is taken from the -C path, as in init
             tmp = target.with_name(f".{target.name}.tmp")
             tmp.write_text(text, "utf-8")
             os.replace(tmp, target)
-            click.echo(f"wrote {out}: {report['verdict']} on {report['primary']}")
+            click.echo(f"wrote {target}: {report['verdict']} on {report['primary']}")
         else:
             click.echo(text, nl=False)
         return EXIT_OK
@@ -128,7 +131,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
 
         repo = obj.repo()
         report = run_ci(repo, base, ref)
-        md, js = write_reports(report, Path(out_dir))
+        md, js = write_reports(report, Path(obj.repo_path) / out_dir)  # relative: from the -C path
         click.echo(md.read_text("utf-8"), nl=False)
         click.echo(f"wrote {md} and {js}", err=True)
         return EXIT_OK if report.ok else EXIT_INVALID

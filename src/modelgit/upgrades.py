@@ -23,9 +23,10 @@ def recommendations(snapshot: Snapshot, root: Path | None) -> list[dict[str, Any
             continue
         candidates = [v for v in model.versions
                       if v.status == "staging" and isinstance(v.artifact, FileArtifact)]
+        baseline = None
         for candidate in reversed(candidates):
             try:
-                baseline = evaluate(snapshot, model_id, active.version, root=root)
+                baseline = baseline or evaluate(snapshot, model_id, active.version, root=root)
                 result = evaluate(snapshot, model_id, candidate.version, root=root)
             except ModelgitError as exc:
                 found.append({"model": model_id, "from": active.version, "to": candidate.version,
