@@ -41,6 +41,8 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_registry.py
 	$(BIN)/python benchmarks/bench_proposals.py
+	$(BIN)/python benchmarks/bench_runtime.py
+	$(BIN)/python benchmarks/bench_eval.py
 
 example: $(VENV)/.installed-test
 	$(BIN)/python scripts/build_example_registry.py
