@@ -22,7 +22,7 @@ import numpy as np
 from modelgit import metrics as M
 from modelgit.errors import InvalidError, UsageError
 from modelgit.snapshot import Snapshot
-from modelgit.spec import FileArtifact, HostedArtifact, Model, Version
+from modelgit.spec import FileArtifact, HostedArtifact, Model
 from modelgit.validate import resolve_path
 
 RESULT_SCHEMA = 1
@@ -31,14 +31,6 @@ Progress = Callable[[int, int], None]
 
 def result_path(model_id: str, version: str) -> str:
     return f"registry/evaluations/{model_id}/{version}.json"
-
-
-def _version(model: Model, model_id: str, version_id: str) -> Version:
-    version = model.version(version_id)
-    if version is None:
-        known = ", ".join(v.version for v in model.versions)
-        raise UsageError(f"model '{model_id}' has no version '{version_id}'", hint=f"known versions: {known}")
-    return version
 
 
 def metric_names(model: Model, model_id: str, requested: list[str] | None = None) -> list[str]:
@@ -181,7 +173,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate a version at a snapshot. Returns the result (as written to the result file)."""
     model = snapshot.model(model_id)
-    version = _version(model, model_id, version_id)
+    version = model.require_version(version_id, model_id)
     artifact = version.artifact
     if not isinstance(artifact, FileArtifact):
         kind = (f"is hosted by {artifact.provider}" if isinstance(artifact, HostedArtifact)

@@ -91,14 +91,6 @@ def _model(snapshot: Snapshot, model_id: str) -> Model:
     return snapshot.model(model_id)
 
 
-def _version(model: Model, model_id: str, version: str) -> Any:
-    found = model.version(version)
-    if found is None:
-        known = ", ".join(v.version for v in model.versions)
-        raise UsageError(f"model '{model_id}' has no version '{version}'", hint=f"known versions: {known}")
-    return found
-
-
 def _edit(snapshot: Snapshot, model_id: str, change: Any) -> dict[str, bytes]:
     path = model_path(model_id)
     text = snapshot.read(path).decode("utf-8")
@@ -129,7 +121,7 @@ def _prune_traffic(data: Any) -> None:
 # -- verbs ------------------------------------------------------------------------------------------
 def plan_promote(snapshot: Snapshot, model_id: str, version: str, action: str = "promote") -> Proposal:
     model = _model(snapshot, model_id)
-    target = _version(model, model_id, version)
+    target = model.require_version(version, model_id)
     if target.status == "active":
         raise InvalidError(f"'{model_id}' version '{version}' is already active")
     if target.status not in ("staging", "deprecated"):
@@ -151,7 +143,7 @@ def plan_promote(snapshot: Snapshot, model_id: str, version: str, action: str = 
 
 def plan_deprecate(snapshot: Snapshot, model_id: str, version: str) -> Proposal:
     model = _model(snapshot, model_id)
-    target = _version(model, model_id, version)
+    target = model.require_version(version, model_id)
     if target.status != "active":
         raise InvalidError(f"cannot deprecate {target.status} version '{version}' of '{model_id}'",
                            hint="only the active version can be deprecated; archive staging versions")
@@ -166,7 +158,7 @@ def plan_deprecate(snapshot: Snapshot, model_id: str, version: str) -> Proposal:
 
 def plan_archive(snapshot: Snapshot, model_id: str, version: str) -> Proposal:
     model = _model(snapshot, model_id)
-    target = _version(model, model_id, version)
+    target = model.require_version(version, model_id)
     if target.status not in ("staging", "deprecated"):
         hint = "deprecate it first" if target.status == "active" else "it is archived already"
         raise InvalidError(f"cannot archive {target.status} version '{version}' of '{model_id}'", hint=hint)
@@ -187,7 +179,7 @@ def plan_archive(snapshot: Snapshot, model_id: str, version: str) -> Proposal:
 
 def plan_weight(snapshot: Snapshot, model_id: str, version: str, weight: float) -> Proposal:
     model = _model(snapshot, model_id)
-    target = _version(model, model_id, version)
+    target = model.require_version(version, model_id)
     if not 0 <= weight <= 1:
         raise UsageError(f"weight {weight:g} is outside [0, 1]", hint="a blend weight is between 0 and 1")
     old = target.weight
@@ -249,7 +241,7 @@ def _set_traffic(data: Any, split: Mapping[str, float]) -> None:
 def plan_split(snapshot: Snapshot, model_id: str, split: Mapping[str, float]) -> Proposal:
     model = _model(snapshot, model_id)
     for version, percent in split.items():
-        target = _version(model, model_id, version)
+        target = model.require_version(version, model_id)
         if target.status not in SERVABLE:
             raise InvalidError(f"version '{version}' is {target.status}; only active or staging versions "
                                "take traffic", hint="promote it, or leave it out of the split")
@@ -270,7 +262,7 @@ def plan_split(snapshot: Snapshot, model_id: str, split: Mapping[str, float]) ->
 
 def plan_ab_start(snapshot: Snapshot, model_id: str, version: str, percent: float) -> Proposal:
     model = _model(snapshot, model_id)
-    target = _version(model, model_id, version)
+    target = model.require_version(version, model_id)
     if target.status != "staging":
         raise InvalidError(f"an A/B test needs a staging version; '{version}' is {target.status}")
     active = model.active
