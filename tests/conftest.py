@@ -152,3 +152,14 @@ def example_script() -> object:
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+@pytest.fixture
+def score(repo: Repo) -> object:
+    """Runtime tests' registry: model ``score``, v1 active (k=1, weight 0.5), v2 staging (k=2,
+    weight 0.25), traffic 90/10, committed."""
+    from runtime_support import standard  # imports onnx: only for the tests that use it
+
+    reg = standard(repo)
+    reg.commit("score v1 + v2 at 90/10")
+    return reg

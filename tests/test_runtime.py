@@ -36,14 +36,6 @@ from runtime_support import (
 )
 
 
-@pytest.fixture
-def score(repo: Repo) -> RegistryRepo:
-    """Model ``score``: v1 active (k=1, weight 0.5), v2 staging (k=2, weight 0.25), 90/10."""
-    reg = standard(repo)
-    reg.commit("score v1 + v2 at 90/10")
-    return reg
-
-
 # -- opening -------------------------------------------------------------------------------------
 def test_open_local_repo_routes_and_runs_each_version(score: RegistryRepo) -> None:
     reg = Registry.open(score.repo.root, ref="main")

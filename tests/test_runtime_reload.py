@@ -27,7 +27,6 @@ from runtime_support import (
     refuse_when_optimizing,
     sample_input,
     sha256,
-    standard,
     which,
 )
 
@@ -38,13 +37,6 @@ def _answers(reg: Registry, x: np.ndarray, ks: list[int]) -> Counter[int]:
 
 def _refusals(reg: Registry) -> list[str]:
     return [r["reason"] for r in reg.info()["refused"]]
-
-
-@pytest.fixture
-def score(repo: Repo) -> RegistryRepo:
-    reg = standard(repo)
-    reg.commit("score v1 + v2 at 90/10")
-    return reg
 
 
 def test_reload_moves_to_a_descendant_commit(score: RegistryRepo) -> None:
