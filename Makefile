@@ -1,20 +1,25 @@
 # Two commands set everything up on a fresh machine with Python 3.11: `make demo` and `make test`.
+# Installs are pinned by constraints.txt (the lock); `make lock` refreshes it from pyproject.toml,
+# `make test-latest` runs the suite against the newest releases so drift is seen before users see it.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+LOCK := constraints.txt
+# No build isolation: the build backend (setuptools) comes from the lock too.
+PIP_LOCKED = $(1)/python -m pip install --quiet --no-build-isolation -c $(LOCK)
 
-.PHONY: demo test lint bench example clean
+.PHONY: demo test test-latest lint bench example lock dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade -c $(LOCK) pip setuptools
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(call PIP_LOCKED,$(BIN)) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml $(LOCK) | $(BIN)/python
+	$(call PIP_LOCKED,$(BIN)) -e '.[test]'
 	touch $(VENV)/.installed $@
 
 # The main job on the bundled example registry: validate it at HEAD (from git objects), show it,
@@ -30,6 +35,7 @@ demo: $(VENV)/.installed
 	$(BIN)/modelgit promote calling_score v2.0-real --dry-run
 	@echo "== modelgit history calling_score"
 	$(BIN)/modelgit history calling_score -n 5
+	@echo "== the CLI is now .venv/bin/modelgit (or: . .venv/bin/activate; modelgit --help)"
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks scripts
@@ -37,6 +43,23 @@ test: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks scripts
+
+# The same suite in a separate venv with the newest releases that pyproject's lower bounds allow.
+LATEST := .venv-latest
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip setuptools
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager --no-build-isolation -e '.[test]'
+	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
+	$(LATEST)/bin/ruff check src tests benchmarks scripts
+	$(LATEST)/bin/python -m pytest
+
+# Refresh the lock from pyproject.toml's extras (and the tools above), for every platform.
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c $(LOCK) uv
+	$(BIN)/uv pip compile pyproject.toml requirements/tools.in --extra test --extra examples \
+	  --python-version 3.11 --universal --quiet -o $(LOCK)
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_registry.py
@@ -48,4 +71,4 @@ example: $(VENV)/.installed-test
 	$(BIN)/python scripts/build_example_registry.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) .pytest_cache .ruff_cache

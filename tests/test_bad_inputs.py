@@ -189,6 +189,13 @@ def test_corpus_has_every_required_case() -> None:
     assert set(GENERATORS) == generated - {None}
 
 
+def _matches(text: str, expected: str) -> bool:
+    """``text == expected``, where ``{library}`` in expected stands for a third-party library's own
+    wording (libyaml, onnxruntime): ours — code, position, hint — is asserted, theirs may change."""
+    pattern = ".+?".join(re.escape(part) for part in expected.split("{library}"))
+    return re.fullmatch(pattern, text) is not None
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input(case: str, tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # "not a repo" must stay so
@@ -204,7 +211,7 @@ def test_bad_input(case: str, tmp_path: Path, cli, monkeypatch: pytest.MonkeyPat
     for attempt in ("cold", "cached"):
         code, out, err = cli("-C", str(root), "validate", *args)
         assert "Traceback" not in out + err, err
-        assert out == expected("expected.txt"), f"{attempt} run: stdout differs"
+        assert _matches(out, expected("expected.txt")), f"{attempt} run: stdout differs:\n{out}"
         assert err == expected("stderr.txt"), f"{attempt} run: stderr differs"
         assert code == meta.get("exit", 1), f"{attempt} run: exit code {code}"
         assert _visible_state(root) == before, f"{attempt} run wrote to the repository"

@@ -202,3 +202,78 @@ def test_locate_stops_at_a_syntax_error_with_what_it_found() -> None:
     broken = b"a: 1\nb: [\n"
     assert yamlio.locate(broken, ("a",)) == (1, 4, "1")
     assert yamlio.locate(broken, ("b", 0)) == (2, 4, None)
+
+
+# -- the flow-depth limit, checked before libyaml sees the text ------------------------------------
+def _first_too_deep_flow_start(text: str) -> tuple[int, int] | None:
+    """The independent answer: libyaml's own events (their ``flow_style``), on documents shallow
+    enough (< 1,000) for every libyaml build to parse."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent) and event.flow_style:
+            depth += 1
+            if depth > yamlio.MAX_DEPTH:
+                return event.start_mark.line + 1, event.start_mark.column + 1
+        elif isinstance(event, yaml.CollectionEndEvent) and depth and _closes_flow(text, event):
+            depth -= 1
+    return None
+
+
+def _closes_flow(text: str, event: Any) -> bool:
+    mark = event.start_mark
+    return text.split("\n")[mark.line][mark.column : mark.column + 1] in ("]", "}")
+
+
+# Strings that look like YAML syntax, so the scan must tell text from structure.
+_TRICKY = ["[", "]", "{", "it's", 'say "hi"', "# not a comment", "a: b", "- x", "|", "> y", "[1, 2]", "\\", "''"]
+
+
+def _leaf(rng: Any) -> Any:
+    return rng.choice([*_TRICKY, 1, 1.5, None, True, "plain"])
+
+
+def _nested(rng: Any, depth: int) -> Any:
+    """A spine ``depth`` collections deep, with leaves (and short side branches) beside it."""
+    if depth == 0:
+        return _leaf(rng)
+    items = [_nested(rng, depth - 1)]
+    if rng.random() < 0.3:
+        items.append(_nested(rng, rng.randint(0, 3)))
+    if rng.random() < 0.5:
+        items.insert(rng.randint(0, len(items)), _leaf(rng))
+    if rng.random() < 0.5:
+        return items
+    return {rng.choice(_TRICKY) + str(i): item for i, item in enumerate(items)}
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_flow_depth_scan_agrees_with_libyaml_events(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    data = {"name": "m", "deep": _nested(rng, rng.choice([20, 66, 70, 90])), "note": rng.choice(_TRICKY)}
+    text = yaml.safe_dump(data, default_flow_style=rng.choice([None, True, False]), width=rng.choice([40, 10_000]),
+                          default_style=rng.choice([None, None, "'", '"', "|"]))
+    assert yamlio.flow_too_deep(text) == _first_too_deep_flow_start(text)
+
+
+@pytest.mark.parametrize("text", [
+    "a: |\n  " + "[" * 100 + "\nb: 1\n",          # a block scalar is text
+    "a: it's " + "[" * 100 + "\n",                # an apostrophe in plain text opens nothing
+    "a: 'it''s " + "[" * 100 + "'\n",             # '' inside single quotes
+    'a: "x\\" ' + "[" * 100 + '"\n',              # \" inside double quotes
+    "# " + "[" * 100 + "\nb: [1]\n",              # a comment
+    "a: [" + "'[', " * 100 + "]\n",               # quoted brackets inside flow
+])
+def test_flow_depth_scan_reads_text_as_text(text: str) -> None:
+    yaml.parse(text, Loader=yaml.CSafeLoader)  # each is valid YAML
+    assert yamlio.flow_too_deep(text) is None
+    assert yamlio.load(text.encode(), "f.yaml")[1] == []
+
+
+def test_flow_depth_limit_is_ours_whatever_libyaml_allows() -> None:
+    for depth in (65, 999, 1_001, 30_000):  # libyaml stops near 1,000 with an error of its own
+        _, findings = yamlio.load(("k: v\nversions: " + "[" * depth + "\n").encode(), "f.yaml")
+        assert [(f.line, f.col, f.code) for f in findings] == [(2, 11 + yamlio.MAX_DEPTH, "YAML012")]
+    _, findings = yamlio.load(("k: " + "[" * 64 + "]" * 64 + "\n").encode(), "f.yaml")
+    assert [f.code for f in findings] == ["YAML012"]  # 64 flow levels + the root mapping: 65 in all

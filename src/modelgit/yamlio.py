@@ -147,6 +147,15 @@ def load(data: bytes, path: str) -> tuple[Any, list[Finding]]:
         return None, findings
     if text.startswith("\ufeff"):
         text = text[1:]
+    deep = flow_too_deep(text)
+    if deep is not None:
+        # Checked before libyaml sees the text: libyaml builds stop deep flow nesting with their
+        # own error at a depth of their choosing (about 1,000 since PyYAML 6.0.4), before our
+        # event loop could apply MAX_DEPTH, so the limit must not depend on the build installed.
+        findings.append(Finding(path, deep[0], deep[1], "YAML012",
+                                f"flow nesting ('[' and '{{') deeper than {MAX_DEPTH} levels",
+                                "flatten the structure"))
+        return None, findings
     try:
         value = _build(text, path, findings)
     except _Stop:
@@ -164,6 +173,115 @@ def load(data: bytes, path: str) -> tuple[Any, list[Finding]]:
     if findings:
         return None, findings
     return value, findings
+
+
+_FLOW_SPECIAL = re.compile(r"[\[\]{}'\"#\n|>]")
+
+
+def flow_too_deep(text: str) -> tuple[int, int] | None:
+    """Line and column (1-based) of the first ``[`` or ``{`` that opens flow nesting deeper than
+    :data:`MAX_DEPTH`, found by our own scan of the text; None when the nesting stays within it.
+
+    Exact for valid YAML except one corner: a multi-line plain scalar whose continuation lines
+    start with ``[``/``{`` counts them as openers (an over-count needs 65 such lines). Quoted
+    scalars, comments and block scalars (``|``, ``>``) are skipped; a quote or bracket counts only
+    where a value can start, so ``it's`` or ``see [1]`` inside plain text are text.
+    """
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return None  # the common case: too few openers to go deep, no scan
+    depth = 0
+    line_start = 0
+    block_indent = -1  # while skipping a block scalar: the indentation its lines must exceed
+    i = 0
+    n = len(text)
+    while i < n:
+        if block_indent >= 0:  # inside a block scalar: skip whole lines that belong to it
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            line = text[i:end]
+            stripped = line.lstrip(" ")
+            if stripped and len(line) - len(stripped) <= block_indent:
+                block_indent = -1
+                continue  # this line is not content: scan it normally
+            i = line_start = end + 1
+            continue
+        match = _FLOW_SPECIAL.search(text, i)
+        if match is None:
+            return None
+        i = match.start()
+        ch = text[i]
+        if ch == "\n":
+            i = line_start = i + 1
+            continue
+        before = text[line_start:i]
+        if ch == "#":
+            if i == line_start or before[-1] in " \t":
+                end = text.find("\n", i)
+                i = n if end < 0 else end
+            else:
+                i += 1
+            continue
+        starts_value = _starts_value(before, depth > 0)
+        if ch in "[{":
+            if depth or starts_value:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return text.count("\n", 0, i) + 1, i - line_start + 1
+        elif ch in "]}":
+            if depth:
+                depth -= 1
+        elif ch in "'\"":
+            if starts_value:
+                i = _skip_quoted(text, i)
+                line_start = text.rfind("\n", 0, i) + 1
+                continue
+        elif starts_value and depth == 0:  # '|' or '>' opens a block scalar
+            content = before.lstrip(" ")
+            while content.startswith(("- ", "? ")):
+                content = content[2:].lstrip(" ")
+            block_indent = len(before) - len(content)
+            end = text.find("\n", i)
+            i = line_start = n if end < 0 else end + 1
+            continue
+        i += 1
+    return None
+
+
+def _starts_value(before: str, in_flow: bool) -> bool:
+    """Whether a node can start right after ``before`` (the line so far): at the line's start, or
+    after an indicator (``- ``, ``? ``, ``: ``, and ``[``, ``{``, ``,`` in flow), or a property."""
+    rest = before.rstrip(" \t")
+    if not rest:
+        return True
+    if rest[-1] in "-?" and (len(rest) == 1 or rest[-2] in " \t") and len(rest) < len(before):
+        return True
+    if rest[-1] == ":" and (len(rest) < len(before) or in_flow):
+        return True
+    if in_flow and rest[-1] in "[{,":
+        return True
+    last = rest.rsplit(None, 1)[-1]
+    return last[0] in "&!" and len(rest) < len(before) and _starts_value(rest[: -len(last)], in_flow)
+
+
+def _skip_quoted(text: str, i: int) -> int:
+    """Index just past the quoted scalar that starts at ``i`` (the end of text if unclosed)."""
+    quote = text[i]
+    j = i + 1
+    while True:
+        j = text.find(quote, j)
+        if j < 0:
+            return len(text)
+        if quote == '"':
+            slashes = 0
+            while text[j - 1 - slashes] == "\\":
+                slashes += 1
+            if slashes % 2:
+                j += 1
+                continue
+        elif text.startswith("''", j):  # '' is an escaped quote inside single quotes
+            j += 2
+            continue
+        return j + 1
 
 
 def _syntax_finding(exc: yaml.MarkedYAMLError, text: str, path: str) -> Finding:
