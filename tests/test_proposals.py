@@ -195,8 +195,6 @@ VERBS = [
     # args, branch suffix, action, version trailer, expected statuses, expected traffic, weights
     (["promote", "calling_score", "v2.0-real"], "promote-v2.0-real", "promote", "v2.0-real",
      {"v1.0-hybrid": "deprecated", "v2.0-real": "active"}, None, {"v1.0-hybrid": 0.1, "v2.0-real": 0.3}),
-    (["deprecate", "calling_score", "v1.0-hybrid"], "deprecate-v1.0-hybrid", "deprecate", "v1.0-hybrid",
-     {"v1.0-hybrid": "deprecated", "v2.0-real": "staging"}, None, {"v1.0-hybrid": 0.1, "v2.0-real": 0.3}),
     # Archiving the staging version gives its 10 % back to the active one.
     (["archive", "calling_score", "v2.0-real"], "archive-v2.0-real", "archive", "v2.0-real",
      {"v1.0-hybrid": "active", "v2.0-real": "archived"}, {"v1.0-hybrid": 100},

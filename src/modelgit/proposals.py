@@ -635,8 +635,10 @@ SERVING_CHANGE_KINDS = frozenset({"status", "weight", "traffic"})
 @dataclass(frozen=True)
 class _FileChange:
     commit: str
+    parents: tuple[str, ...]
     subject: str
     trailers: dict[str, str]
+    reverts: tuple[str, ...]  # commit ids its message says it reverts, as written
     old_blob: str
     new_blob: str
 
@@ -644,25 +646,72 @@ class _FileChange:
 def _file_log(repo: GitRepo, commit: str, path: str) -> list[_FileChange]:
     """Commits on the first-parent line of ``commit`` that changed ``path``, newest first (a merged
     pull request counts as its merge commit, diffed against the branch it was merged into)."""
+    from modelgit.validate import says_reverts
+
     sep, end = "\x1f", "\x1e"
-    fmt = end + sep.join(["%H", "%s", "%(trailers:only,unfold)"]) + sep
+    fmt = end + sep.join(["%H", "%P", "%s", "%(trailers:only,unfold)", "%B"]) + sep
     out = repo.git_text("log", f"--format={fmt}", "--first-parent", "--diff-merges=first-parent",
                         "--raw", "--no-abbrev", "--no-renames", commit, "--", path)
     changes = []
     for record in out.split(end):
         if not record.strip():
             continue
-        sha, subject, trailer_text, raw = record.split(sep)
+        fields = record.split(sep)
+        # The message body comes last but one, so a stray separator in it cannot shift the others.
+        sha, parents, subject, trailer_text, raw = *fields[:4], fields[-1]
+        body = sep.join(fields[4:-1])
         for line in raw.strip().splitlines():
             if line.startswith(":") and line.endswith("\t" + path):
-                fields = line.split("\t")[0].split()
+                blobs = line.split("\t")[0].split()
                 trailers = {}
                 for trailer in trailer_text.strip().splitlines():
                     key, colon, value = trailer.partition(":")
                     if colon:
                         trailers[key.strip()] = value.strip()
-                changes.append(_FileChange(sha, subject, trailers, fields[2], fields[3]))
+                changes.append(_FileChange(sha, tuple(parents.split()), subject, trailers,
+                                           tuple(says_reverts(body)), blobs[2], blobs[3]))
     return changes
+
+
+def _merged_commits(repo: GitRepo, merge: _FileChange) -> dict[str, tuple[str, ...]]:
+    """The commits a merge brought in (its first parent..its other parents), each with the commit
+    ids its message says it reverts."""
+    from modelgit.validate import says_reverts
+
+    sep, end = "\x1f", "\x1e"
+    out = repo.git_text("log", f"--format=%H{sep}%B{end}", *merge.parents[1:], "--not", merge.parents[0])
+    found = {}
+    for record in out.split(end):
+        sha, _, body = record.strip().partition(sep)
+        if sha:
+            found[sha] = tuple(says_reverts(body))
+    return found
+
+
+def _rollback_target(repo: GitRepo, model_id: str, path: str, history: list[_FileChange],
+                     parsed: dict[str, Model | None], cancelled: set[str]) -> int | None:
+    """Index in ``history`` (newest first) of the serving change that ``rollback`` undoes next.
+
+    A revert and the commit it reverts cancel each other, so repeated rollbacks walk back through
+    serving states (N → N-1 → N-2) instead of undoing the previous rollback; a revert that was
+    itself reverted ("reapply") cancels nothing. A merged pull request counts as a revert when the
+    commits it brought in are reverts, and as reverted when one of them was reverted. Fills
+    ``cancelled`` with the commits found undone."""
+    for index, change in enumerate(history):
+        if change.commit in cancelled:
+            continue
+        reverts = list(change.reverts)
+        if len(change.parents) > 1:
+            merged = _merged_commits(repo, change)
+            if cancelled & merged.keys():
+                continue
+            reverts += [sha for undone in merged.values() for sha in undone]
+        if reverts:
+            cancelled.update(full for sha in reverts if (full := repo.try_resolve(sha)) is not None)
+            continue
+        if _serving_change(repo, model_id, path, change, parsed):
+            return index
+    return None
 
 
 def _serving_change(repo: GitRepo, model_id: str, path: str, change: _FileChange,
@@ -683,7 +732,7 @@ def _serving_change(repo: GitRepo, model_id: str, path: str, change: _FileChange
 
 def plan_rollback(repo: GitRepo, snapshot: Snapshot, model_id: str) -> Proposal:
     """Revert the newest commit that changed what ``model_id`` serves (its active version, traffic
-    or weights), as ``git revert`` would, on top of ``snapshot``."""
+    or weights) and is not rolled back already, as ``git revert`` would, on top of ``snapshot``."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -693,8 +742,13 @@ def plan_rollback(repo: GitRepo, snapshot: Snapshot, model_id: str) -> Proposal:
     assert snapshot.commit is not None
     history = _file_log(repo, snapshot.commit, path)
     parsed: dict[str, Model | None] = {}
-    index = next((i for i, c in enumerate(history)
-                  if _serving_change(repo, model_id, path, c, parsed)), None)
+    cancelled: set[str] = set()
+    index = _rollback_target(repo, model_id, path, history, parsed, cancelled)
+    if index is None and cancelled:
+        raise InvalidError(f"every change to what '{model_id}' serves is rolled back already; "
+                           "nothing to roll back",
+                           hint=f"to serve another version, make it active: modelgit rollback {model_id} "
+                                "--to VERSION")
     if index is None:
         raise InvalidError(f"no commit changed what '{model_id}' serves; nothing to roll back")
     target = history[index]

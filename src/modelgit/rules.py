@@ -66,6 +66,12 @@ def _model_rules(model: Model, model_id: str) -> Iterator[Problem]:
                    f"add it to metrics or pick one of: {', '.join(evaluation.metrics)}")
     if len(actives) == 1:
         yield from _breaking_rules(model, actives[0])
+    if model.retired:
+        for index, version in enumerate(model.versions):
+            if version.status in SERVABLE:
+                yield (("versions", index, "status"), "RULE006",
+                       f"the model is retired but version '{version.version}' is {version.status}",
+                       f"deprecate or archive it, or remove 'retired: true' to keep {model.name} in service")
 
 
 def _task_needs_file(model: Model) -> bool:
@@ -147,24 +153,25 @@ def artifact_identity(version: Version) -> dict[str, Any]:
 
 
 def base_rules(base: Model | None, head: Model | None,
-               reverted_moves: frozenset[tuple[str, str, str]] = frozenset()) -> list[Problem]:
+               reverted_moves: frozenset[tuple[str, str, str | None]] = frozenset()) -> list[Problem]:
     """Rules between a base commit's model and the head's (a pull request's change).
 
     ``reverted_moves`` holds (version, from, to) status moves that undo a reverted commit's move
-    (``git revert`` of a promote puts a version back to staging): they are allowed.
+    (``git revert`` of a promote puts a version back to staging; ``to`` None: the reverted commit
+    added the version, so its revert may delete it): they are allowed.
     """
     return list(_base_rules(base, head, reverted_moves))
 
 
 def _base_rules(base: Model | None, head: Model | None,
-                reverted_moves: frozenset[tuple[str, str, str]]) -> Iterator[Problem]:
+                reverted_moves: frozenset[tuple[str, str, str | None]]) -> Iterator[Problem]:
     if base is None:
         return
     head_versions = {v.version: (i, v) for i, v in enumerate(head.versions)} if head else {}
     for old in base.versions:
         found = head_versions.get(old.version)
         if found is None:
-            if old.status != "archived":
+            if old.status != "archived" and (old.version, old.status, None) not in reverted_moves:
                 what = (f"version '{old.version}' ({old.status}) was deleted" if head else
                         f"the model file was deleted with version '{old.version}' ({old.status})")
                 yield (("versions",), "BASE001", f"{what}; only archived versions may be removed",
@@ -186,3 +193,16 @@ def _base_rules(base: Model | None, head: Model | None,
                    f"({' and '.join(changed)} changed)",
                    f"restore it; a new artifact is a new version: modelgit register {base.name} "
                    "NEW_VERSION --artifact PATH")
+    if head is None:
+        return
+    if base.active is not None and head.active is None and not head.retired:
+        yield (("versions",), "BASE004",
+               f"the change leaves '{base.name}' with no active version: it served "
+               f"'{base.active.version}' and would go offline",
+               f"promote another version in the same change (modelgit promote {base.name} VERSION), "
+               "or take the model out of service on purpose with 'retired: true'")
+    if base.evaluation is not None and head.evaluation is None and head.active is not None:
+        yield (("evaluation",), "BASE005",
+               f"the change removes the evaluation of '{base.name}' while it serves: the CI gate "
+               "could no longer check what it promotes",
+               "keep the evaluation block; change its dataset or metrics instead")

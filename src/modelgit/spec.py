@@ -141,6 +141,7 @@ class Policy(_Spec):
     auto_upgrade: Omittable[bool] = None
     min_quality_improvement: Omittable[Annotated[Number, Field(ge=0)]] = None
     rollback_below_quality: Omittable[Number] = None
+    max_regression: Omittable[Annotated[Number, Field(ge=0, le=1)]] = None
 
 
 class Model(_Spec):
@@ -154,6 +155,7 @@ class Model(_Spec):
     evaluation: Omittable[Evaluation] = None
     traffic: Omittable[dict[VersionId, Annotated[Number, Field(ge=0, le=100)]]] = None
     policy: Omittable[Policy] = None
+    retired: Omittable[bool] = None
 
     def version(self, version_id: str) -> Version | None:
         for candidate in self.versions:

@@ -243,10 +243,12 @@ def _at(snapshot: Snapshot, path: str, jpath: tuple[Any, ...], code: str, messag
     return Finding(path, line, col, code, message, hint)
 
 
-def reverted_moves(loader: Loader, reverted: list[str]) -> dict[str, frozenset[tuple[str, str, str]]]:
+def reverted_moves(loader: Loader, reverted: list[str]) -> dict[str, frozenset[tuple[str, str, str | None]]]:
     """Status moves that undo the moves of the ``reverted`` commits, per model id: reverting a
-    promote puts the version back to staging, which is otherwise not a legal move."""
-    moves: dict[str, set[tuple[str, str, str]]] = {}
+    promote puts the version back to staging, which is otherwise not a legal move, and reverting a
+    register deletes the version it added (``(version, status, None)``). A merge commit is undone
+    against its first parent, as ``git revert -m 1`` does."""
+    moves: dict[str, set[tuple[str, str, str | None]]] = {}
     repo = loader.repo
     for sha in reverted:
         commit = repo.try_resolve(sha)
@@ -260,7 +262,9 @@ def reverted_moves(loader: Loader, reverted: list[str]) -> dict[str, frozenset[t
                 continue
             for version in new.versions:
                 previous = old.version(version.version)
-                if previous is not None and previous.status != version.status:
+                if previous is None:
+                    moves.setdefault(model_id, set()).add((version.version, version.status, None))
+                elif previous.status != version.status:
                     moves.setdefault(model_id, set()).add(
                         (version.version, version.status, previous.status))
     return {model_id: frozenset(found) for model_id, found in moves.items()}
@@ -269,14 +273,27 @@ def reverted_moves(loader: Loader, reverted: list[str]) -> dict[str, frozenset[t
 _REVERTS = re.compile(r"^(?:Modelgit-Reverts: |This reverts commit )([0-9a-f]{7,40})", re.MULTILINE)
 
 
+def says_reverts(message: str) -> list[str]:
+    """Commit ids (as written, maybe abbreviated) that a commit message says it reverts: git's own
+    "This reverts commit X." or our ``Modelgit-Reverts:`` trailer."""
+    return list(dict.fromkeys(_REVERTS.findall(message)))
+
+
 def reverted_commits(repo: GitRepo, base: str, head: str) -> list[str]:
-    """Commits that the commits in base..head say they revert (git's own message or our trailer)."""
+    """Commits that the commits in base..head say they revert (git's own message or our trailer),
+    as full ids. Only commits that landed on the base count: a pull request cannot earn the
+    revert allowances by "reverting" a commit of its own making."""
     text = repo.git_text("log", "--format=%B", f"{base}..{head}")
-    return list(dict.fromkeys(_REVERTS.findall(text)))
+    found = []
+    for sha in says_reverts(text):
+        commit = repo.try_resolve(sha)
+        if commit is not None and repo.is_ancestor(commit, base) and commit not in found:
+            found.append(commit)
+    return found
 
 
 def base_findings(base: Snapshot, head: Snapshot,
-                  undo: dict[str, frozenset[tuple[str, str, str]]] | None = None) -> list[Finding]:
+                  undo: dict[str, frozenset[tuple[str, str, str | None]]] | None = None) -> list[Finding]:
     """What a change from ``base`` to ``head`` may not do, per model."""
     findings: list[Finding] = []
     undo = undo or {}

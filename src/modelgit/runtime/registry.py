@@ -408,9 +408,15 @@ class Registry:
             self._refused_commits.add(commit)
 
     def _check_still_serving(self, state: _State) -> None:
-        """A commit may not take a model that serves now out of service."""
+        """A commit may not take a model that serves now out of service: by leaving it no active
+        version (unless the model is retired on purpose) or one that cannot load."""
         for name, old in self._state.models.items():
             new = state.models.get(name)
+            if old.active is not None and (new is None or (new.active is None and not new.model.retired)):
+                raise InvalidError(f"model '{name}' serves '{old.active}' now but has no active version "
+                                   f"at {state.commit[:12]}; keeping the current state",
+                                   hint="promote a version, or set 'retired: true' to take it out of "
+                                        "service on purpose")
             if old.serving and new is not None and new.active is not None and not new.serving:
                 raise InvalidError(f"model '{name}': active version '{new.active}' cannot be loaded: "
                                    f"{new.errors.get(new.active)}; keeping the current state")
