@@ -123,9 +123,13 @@ def test_ci_blocks_a_bad_model_registered_and_promoted_in_one_pull_request(examp
     run_ok(cli, "-C", str(r.root), "promote", "calling_score", "v3.0-bad", "--ref", "pr-register", "--branch", "pr")
     code, md, report = ci(cli, r, "pr", tmp_path / "bad")
     assert code == 1 and report["ok"] is False and report["valid"] is True
-    why = ("calling_score:v3.0-bad is significantly worse than v1.0-hybrid on rmse and would serve more "
-           "traffic (added, promoted")
-    assert any(f.startswith(why) for f in report["failures"])
+    (failed,) = [d for d in report["decisions"] if d["outcome"] == "fail"]
+    assert (failed["check"], failed["model"], failed["version"]) == ("non-inferiority", "calling_score", "v3.0-bad")
+    assert failed["detail"].startswith("worse than v1.0-hybrid on rmse beyond the policy's max_regression on "
+                                       "the base dataset registry/datasets/calling_score_eval.npz")
+    assert failed["detail"].endswith("would serve more (added, promoted, traffic 0% → 100%)")
+    why = "[non-inferiority] calling_score:v3.0-bad fail: worse than v1.0-hybrid on rmse"
+    assert report["failures"][0].startswith(why)
     assert md.startswith("## ❌ modelgit CI failed") and "### Why it fails" in md and why in md
     (check,) = report["checks"]
     assert check["compare"]["verdict"] == "worse"
@@ -151,9 +155,9 @@ def test_ci_blocks_a_bad_model_given_traffic_and_ignores_forged_results(example_
     r.commit("results")
     code, _, report = ci(cli, r, "HEAD", tmp_path / "traffic")
     assert code == 1
-    assert report["failures"] == [
-        "calling_score:v3.0-bad is significantly worse than v1.0-hybrid on rmse and would serve more traffic "
-        "(added, traffic 0% → 10%)"]
+    (failure,) = report["failures"]
+    assert failure.startswith("[non-inferiority] calling_score:v3.0-bad fail: worse than v1.0-hybrid on rmse")
+    assert failure.endswith("would serve more (added, traffic 0% → 10%)")
 
 
 def test_ci_fails_when_validation_fails(example_repo: Repo, cli: Any, tmp_path: Path) -> None:
@@ -163,7 +167,7 @@ def test_ci_fails_when_validation_fails(example_repo: Repo, cli: Any, tmp_path: 
     r.commit("traffic typo")
     code, md, report = ci(cli, r, "broken", tmp_path / "broken")
     assert code == 1 and report["valid"] is False
-    assert report["failures"][0].startswith("validation failed with 1 finding(s)")
+    assert report["failures"][0] == "[validation] fail: validation failed with 1 finding(s)"
     assert "### Validation findings" in md and "RULE010 traffic sums to 95, not 100" in md
 
 

@@ -1,24 +1,53 @@
 """`modelgit ci`: what a pull request's reviewer needs, as report.md and report.json.
 
-Validate the head against the base, evaluate every version the pull request adds or changes,
-compare each with the version it would displace (the base's active version), and fail when a
-version being promoted or given more traffic is significantly worse on the primary metric.
+Validate the head against the base, evaluate every version the pull request adds or changes, and
+compare each with the version it would displace (the base's active version). The gate is judged
+by the **base's** evaluation block (dataset, metrics, primary metric) and policy, so a pull
+request cannot pass by editing them: a pull request that changes them is reported as such and its
+versions are evaluated on both, the stricter verdict counting. A version that is promoted or
+gains traffic or weight must be non-inferior to the one it displaces within the policy's
+``max_regression`` (one-sided, 95 %). A pull request that reverts landed commits and so restores a
+serving state that served before is evaluated and reported, but not blocked: that is a rollback.
+
+Every decision names the check that made it (``Decision.check``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelgit.compare import WORSE, compare_results, to_markdown
+from modelgit.compare import compare_results, max_regression, non_inferior, to_markdown
 from modelgit.errors import ModelgitError
 from modelgit.evaluate import evaluate
 from modelgit.gitstore import GitRepo
 from modelgit.rules import artifact_identity
-from modelgit.spec import FileArtifact, Model
-from modelgit.validate import Validator
+from modelgit.snapshot import Snapshot
+from modelgit.spec import Evaluation, FileArtifact, Model
+from modelgit.validate import Validator, reverted_commits
+
+# The checks a decision can come from, as named in the report.
+VALIDATION = "validation"
+EVALUATION = "evaluation"
+NON_INFERIORITY = "non-inferiority"
+RESTORE = "restore"
+EVALUATION_CHANGED = "evaluation-changed"
+POLICY_CHANGED = "policy-changed"
+
+
+@dataclass(frozen=True)
+class Decision:
+    check: str  # one of the names above
+    outcome: str  # "pass", "fail", "info" or "skipped"
+    detail: str
+    model: str | None = None
+    version: str | None = None
+
+    def render(self) -> str:
+        where = f"{self.model}:{self.version} " if self.version else f"{self.model} " if self.model else ""
+        return f"[{self.check}] {where}{self.outcome}: {self.detail}"
 
 
 @dataclass
@@ -28,7 +57,11 @@ class CiReport:
     valid: bool
     findings: list[dict[str, Any]]
     checks: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[str]:
+        return [d.render() for d in self.decisions if d.outcome == "fail"]
 
     @property
     def ok(self) -> bool:
@@ -36,13 +69,15 @@ class CiReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "base": self.base, "head": self.head, "valid": self.valid,
-                "findings": self.findings, "failures": self.failures, "checks": self.checks}
+                "findings": self.findings, "failures": self.failures,
+                "decisions": [asdict(d) for d in self.decisions], "checks": self.checks}
 
 
 def changed_versions(base: Model | None, head: Model) -> list[tuple[str, list[str]]]:
     """(version, reasons) for every version the change adds, re-points, promotes or gives more
-    traffic. A version added and promoted (or given traffic) in the same change counts as promoted
-    (or gaining traffic) too. A new model's versions are only "added": they displace nothing. Pure."""
+    traffic or weight. A version added and promoted (or given traffic) in the same change counts
+    as promoted (or gaining traffic) too. A new model's versions are only "added": they displace
+    nothing. Pure."""
     out = []
     base_split = base.split() if base else {}
     head_split = head.split()
@@ -59,9 +94,51 @@ def changed_versions(base: Model | None, head: Model) -> list[tuple[str, list[st
             before, after = base_split.get(version.version, 0), head_split.get(version.version, 0)
             if after > before:
                 reasons.append(f"traffic {before:g}% → {after:g}%")
+            if old is not None and (version.weight or 0) > (old.weight or 0):
+                reasons.append(f"weight {old.weight or 0:g} → {version.weight:g}")
         if reasons and version.status != "archived":
             out.append((version.version, reasons))
     return out
+
+
+def gains_serving(reasons: list[str]) -> bool:
+    return any(r == "promoted" or r.startswith(("traffic", "weight")) for r in reasons)
+
+
+def serving_state(model: Model | None) -> tuple[Any, ...] | None:
+    """What a model serves: its active version, split and the weights of the versions in it."""
+    if model is None:
+        return None
+    split = model.split()
+    weights = tuple(sorted((v.version, v.weight) for v in model.versions if v.version in split))
+    return model.active.version if model.active else None, tuple(sorted(split.items())), weights
+
+
+def _restored(validator: Validator, base: Snapshot, head: Snapshot) -> dict[str, str]:
+    """Models whose head serving state is the one they had just before a commit that the pull
+    request reverts (and that landed on the base): model id → that reverted commit."""
+    assert base.commit is not None and head.commit is not None
+    found: dict[str, str] = {}
+    for commit in reverted_commits(validator.repo, base.commit, head.commit):
+        parents = validator.repo.parents(commit)
+        if not parents:
+            continue
+        before = validator.loader.load(parents[0])
+        for model_id, model in head.models.items():
+            if model_id in found or serving_state(model) == serving_state(base.models.get(model_id)):
+                continue
+            if serving_state(before.models.get(model_id)) == serving_state(model):
+                found[model_id] = commit
+    return found
+
+
+def _effective_policy(model: Model | None, snapshot: Snapshot) -> dict[str, Any]:
+    settings = snapshot.settings.spec if snapshot.settings is not None else None
+    defaults = settings.defaults.policy if settings is not None and settings.defaults else None
+    merged = defaults.model_dump(exclude_none=True) if defaults else {}
+    if model is not None and model.policy is not None:
+        merged |= model.policy.model_dump(exclude_none=True)
+    return merged
 
 
 def run_ci(repo: GitRepo, base_ref: str, head_ref: str = "HEAD", *,
@@ -74,56 +151,130 @@ def run_ci(repo: GitRepo, base_ref: str, head_ref: str = "HEAD", *,
     report = CiReport(base.commit or base_ref, head.commit, validation.valid,
                       [f.as_dict() | {"text": f.render()} for f in validation.findings])
     if not validation.valid:
-        report.failures.append(f"validation failed with {len(validation.findings)} finding(s)")
-    settings = head.settings.spec if head.settings is not None else None
-    results: dict[tuple[str, str], dict[str, Any]] = {}
+        report.decisions.append(Decision(VALIDATION, "fail",
+                                         f"validation failed with {len(validation.findings)} finding(s)"))
+    base_settings = base.settings.spec if base.settings is not None else None
+    restored = _restored(validator, base, head) if base.commit else {}
+    results: dict[tuple[str, str, str], dict[str, Any]] = {}
 
-    def result(model_id: str, version: str) -> dict[str, Any]:
-        key = (model_id, version)
+    def result(model_id: str, version: str, label: str, evaluation: Evaluation,
+               dataset_at: Snapshot) -> dict[str, Any]:
+        key = (model_id, version, label)
         if key not in results:
             # root=None: never reuse results stored under registry/evaluations/. In CI they come
             # from the pull request's own checkout, so a committed result file could claim any
             # numbers for a bad artifact; the gate recomputes from the artifact and dataset.
-            results[key] = evaluate(head, model_id, version, root=None)
+            results[key] = evaluate(head, model_id, version, root=None, evaluation=evaluation,
+                                    dataset_snapshot=dataset_at)
         return results[key]
 
     for model_id, model in head.models.items():
         base_model = base.models.get(model_id)
-        for version, reasons in changed_versions(base_model, model):
-            check: dict[str, Any] = {"model": model_id, "version": version, "reasons": reasons}
+        changes = changed_versions(base_model, model)
+        # The yardsticks: the base's evaluation first (the one the pull request cannot change),
+        # then the pull request's own when it differs (a new model has only its own).
+        yardsticks: list[tuple[str, Evaluation, Snapshot]] = []
+        if base_model is not None and base_model.evaluation is not None:
+            yardsticks.append(("base", base_model.evaluation, base))
+        if model.evaluation is not None and (base_model is None or model.evaluation != base_model.evaluation):
+            yardsticks.append(("pull request", model.evaluation, head))
+            if base_model is not None and base_model.evaluation is not None:
+                report.decisions.append(Decision(
+                    EVALUATION_CHANGED, "info", "the pull request changes the evaluation block (dataset, "
+                    "metrics or primary metric); versions are evaluated on the base's and on the new one, "
+                    "and the stricter verdict counts", model_id))
+        if base_model is not None:
+            policy_before, policy_after = _effective_policy(base_model, base), _effective_policy(model, head)
+            if policy_before != policy_after:
+                report.decisions.append(Decision(
+                    POLICY_CHANGED, "info", f"the pull request changes the policy {policy_before} → "
+                    f"{policy_after}; the base's policy gates this pull request", model_id))
+        restore_of = restored.get(model_id)
+        if restore_of is not None:
+            report.decisions.append(Decision(
+                RESTORE, "info", f"restores what served before commit {restore_of[:12]}, which the pull "
+                "request reverts: evaluated and reported, not blocked (a rollback)", model_id))
+        margin = max_regression(base_model or model, base_settings if base_model else
+                                (head.settings.spec if head.settings is not None else None))
+        for version, reasons in changes:
+            check: dict[str, Any] = {"model": model_id, "version": version, "reasons": reasons,
+                                     "compare": None, "evaluations": {}}
             report.checks.append(check)
             entry = model.version(version)
             assert entry is not None
-            if model.evaluation is None or not isinstance(entry.artifact, FileArtifact):
-                check["skipped"] = "no evaluation dataset or no ONNX file to evaluate"
+            if not isinstance(entry.artifact, FileArtifact):
+                check["skipped"] = "a hosted or remote version has no ONNX file in the repository to evaluate"
+            elif not yardsticks:
+                check["skipped"] = "the model has no evaluation block"
+            if "skipped" in check:
+                report.decisions.append(Decision(EVALUATION, "skipped", check["skipped"], model_id, version))
                 continue
-            try:
-                mine = result(model_id, version)
-            except ModelgitError as exc:
-                check["error"] = exc.render()
-                report.failures.append(f"{model_id}:{version}: evaluation failed: {exc.message}")
-                continue
-            check["metrics"] = mine["metrics"]
             displaced = base_model.active if base_model else None
-            if displaced is None or displaced.version == version or model.version(displaced.version) is None:
-                check["compare"] = None
-                continue
-            if not isinstance(model.version(displaced.version).artifact, FileArtifact):  # type: ignore[union-attr]
-                check["compare"] = None
-                continue
-            try:
-                theirs = result(model_id, displaced.version)
-            except ModelgitError as exc:
-                check["error"] = exc.render()
-                continue
-            comparison = compare_results(model, settings, theirs, mine)
-            check["compare"] = comparison
-            gains_serving = any(r == "promoted" or r.startswith("traffic") for r in reasons)
-            if gains_serving and comparison["verdict"] == WORSE:
-                report.failures.append(
-                    f"{model_id}:{version} is significantly worse than {displaced.version} on "
-                    f"{comparison['primary']} and would serve more traffic ({', '.join(reasons)})")
+            if displaced is not None and (displaced.version == version or not isinstance(
+                    getattr(model.version(displaced.version), "artifact", None), FileArtifact)):
+                displaced = None
+            for label, evaluation, dataset_at in yardsticks:
+                _judge(report, check, model_id, model, version, reasons, label, evaluation, dataset_at,
+                       displaced.version if displaced else None, margin, restore_of, base_model, base_settings,
+                       result)
+            first = next(iter(check["evaluations"].values()), {})
+            check["metrics"] = first.get("metrics")
+            check["compare"] = first.get("compare")
+            if "error" in first:
+                check["error"] = first["error"]
     return report
+
+
+def _judge(report: CiReport, check: dict[str, Any], model_id: str, model: Model, version: str,
+           reasons: list[str], label: str, evaluation: Evaluation, dataset_at: Snapshot,
+           displaced: str | None, margin: float, restore_of: str | None, base_model: Model | None,
+           settings: Any, result: Any) -> None:
+    """Evaluate one changed version on one yardstick and record the decision it leads to."""
+    where = f"{label} dataset {evaluation.dataset.path}"
+    out: dict[str, Any] = {"dataset": evaluation.dataset.path, "dataset_sha256": evaluation.dataset.sha256}
+    check["evaluations"][label] = out
+    try:
+        mine = result(model_id, version, label, evaluation, dataset_at)
+    except ModelgitError as exc:
+        out["error"] = exc.render()
+        report.decisions.append(Decision(EVALUATION, "fail", f"evaluation on the {where} failed: {exc.message}",
+                                         model_id, version))
+        return
+    out["metrics"] = mine["metrics"]
+    if displaced is None:
+        report.decisions.append(Decision(EVALUATION, "info", f"evaluated on the {where}; no active version "
+                                         "to compare with", model_id, version))
+        return
+    try:
+        theirs = result(model_id, displaced, label, evaluation, dataset_at)
+    except ModelgitError as exc:
+        out["error"] = exc.render()
+        report.decisions.append(Decision(EVALUATION, "fail", f"evaluating {displaced} on the {where} "
+                                         f"failed: {exc.message}", model_id, version))
+        return
+    primary = evaluation.primary or next(iter(mine["metrics"]))
+    comparison = compare_results(model, settings, theirs, mine, primary=primary,
+                                 policy_model=base_model or model)
+    out["compare"] = comparison
+    stats = comparison["metrics"][primary]
+    upper = stats["relative_gain_upper_95"]
+    verdict = f"{primary} {comparison['verdict']} (two-sided 95 %) vs {displaced}"
+    bound = f"one-sided upper 95 % bound of the relative gain {upper:+.2%}, allowed down to {-margin:+.2%}"
+    if not gains_serving(reasons):
+        report.decisions.append(Decision(EVALUATION, "info", f"{verdict} on the {where} ({bound}); it gains "
+                                         "no traffic, weight or status, so it is not gated", model_id, version))
+        return
+    if non_inferior(stats, margin):
+        report.decisions.append(Decision(NON_INFERIORITY, "pass", f"not worse than {displaced} beyond the "
+                                         f"margin on the {where}: {verdict} ({bound})", model_id, version))
+        return
+    what = (f"worse than {displaced} on {primary} beyond the policy's max_regression on the {where} "
+            f"({verdict}; {bound}) and would serve more ({', '.join(reasons)})")
+    if restore_of is not None:
+        report.decisions.append(Decision(RESTORE, "info", f"{what}, but it restores what served before "
+                                         f"{restore_of[:12]}: not blocked", model_id, version))
+        return
+    report.decisions.append(Decision(NON_INFERIORITY, "fail", what, model_id, version))
 
 
 def to_markdown_report(report: CiReport) -> str:
@@ -133,6 +284,8 @@ def to_markdown_report(report: CiReport) -> str:
         lines += ["### Validation findings", "", "```"] + [f["text"] for f in report.findings] + ["```", ""]
     if report.failures:
         lines += ["### Why it fails", ""] + [f"- {f}" for f in report.failures] + [""]
+    if report.decisions:
+        lines += ["### Decisions", ""] + [f"- {d.render()}" for d in report.decisions] + [""]
     if not report.checks:
         lines.append("No model version was added or changed.")
     for check in report.checks:
@@ -140,13 +293,16 @@ def to_markdown_report(report: CiReport) -> str:
         lines.append("")
         if check.get("skipped"):
             lines.append(f"Not evaluated: {check['skipped']}.")
-        elif check.get("error"):
-            lines += ["```", check["error"], "```"]
-        elif check.get("compare"):
-            lines.append(to_markdown(check["compare"]))
-        elif check.get("metrics"):
-            lines.append("Metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in check["metrics"].items())
-                         + " (nothing to compare with).")
+        for label, out in check["evaluations"].items():
+            if len(check["evaluations"]) > 1:
+                lines += [f"On the {label} dataset `{out['dataset']}`:", ""]
+            if out.get("error"):
+                lines += ["```", out["error"], "```"]
+            elif out.get("compare"):
+                lines.append(to_markdown(out["compare"]))
+            elif out.get("metrics"):
+                lines.append("Metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in out["metrics"].items())
+                             + " (nothing to compare with).")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -69,7 +69,14 @@ def paired_bootstrap(names: list[str], y: np.ndarray, p1: np.ndarray, p2: np.nda
         low, high = (np.percentile(deltas, [2.5, 97.5]) if deltas.size else (np.nan, np.nan))
         i1 = np.percentile(b1[~np.isnan(b1)], [2.5, 97.5]) if np.any(~np.isnan(b1)) else (np.nan, np.nan)
         i2 = np.percentile(b2[~np.isnan(b2)], [2.5, 97.5]) if np.any(~np.isnan(b2)) else (np.nan, np.nan)
+        # Relative gain of v2 over v1 per resample (positive = better), for the one-sided
+        # non-inferiority check: its 95th percentile is the one-sided 95 % upper bound.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = (b1 - b2 if name in LOWER_IS_BETTER else b2 - b1) / np.abs(b1)
+        gain = gain[np.isfinite(gain)]
+        upper = float(np.percentile(gain, 95)) if gain.size else float("nan")
         out[name] = {"v1": m1, "v2": m2, "delta": m2 - m1, "ci_low": float(low), "ci_high": float(high),
+                     "relative_gain_upper_95": upper,
                      "v1_ci": [float(i1[0]), float(i1[1])], "v2_ci": [float(i2[0]), float(i2[1])],
                      "lower_is_better": name in LOWER_IS_BETTER}
     return out
@@ -129,6 +136,14 @@ def signature_diff(old: Version, new: Version) -> dict[str, Any]:
     return diff
 
 
+def max_regression(model: Model, settings: Any) -> float:
+    """The policy's ``max_regression`` (the model's, else the registry default, else 0)."""
+    if model.policy is not None and model.policy.max_regression is not None:
+        return float(model.policy.max_regression)
+    defaults = settings.defaults.policy if settings is not None and settings.defaults else None
+    return float(defaults.max_regression or 0) if defaults is not None else 0.0
+
+
 def policy_threshold(model: Model, settings: Any) -> float | None:
     if model.policy is not None and model.policy.min_quality_improvement is not None:
         return model.policy.min_quality_improvement
@@ -136,9 +151,19 @@ def policy_threshold(model: Model, settings: Any) -> float | None:
     return defaults.min_quality_improvement if defaults is not None else None
 
 
+def non_inferior(stats: dict[str, Any], max_regression: float) -> bool:
+    """Whether v2 is not worse than v1 by more than ``max_regression`` (relative, 0.02 = 2 %) on
+    this metric, one-sided at 95 %: refused only when even the upper 95 % bound of its relative
+    gain is below ``-max_regression``. With 0: refused when significantly worse. Pure."""
+    upper = stats["relative_gain_upper_95"]
+    return bool(np.isnan(upper) or upper >= -max_regression)
+
+
 def compare_results(model: Model, settings: Any, r1: dict[str, Any], r2: dict[str, Any],
-                    resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, Any]:
-    """The comparison report of two evaluation results of one model (same dataset)."""
+                    resamples: int = RESAMPLES, seed: int = SEED, *, primary: str | None = None,
+                    policy_model: Model | None = None) -> dict[str, Any]:
+    """The comparison report of two evaluation results of one model (same dataset). ``primary``
+    and ``policy_model`` (whose policy applies) default to ``model``'s own."""
     if r1["dataset_sha256"] != r2["dataset_sha256"]:
         raise ValueError("the two results come from different datasets")
     v1 = model.version(r1["version"])
@@ -150,11 +175,11 @@ def compare_results(model: Model, settings: Any, r1: dict[str, Any], r2: dict[st
     p1, p2 = np.asarray(r1["predictions"], dtype=np.float64), np.asarray(r2["predictions"], dtype=np.float64)
     names = [n for n in r1["metrics"] if n in r2["metrics"]]
     stats = paired_bootstrap(names, y, p1, p2, resamples, seed)
-    primary = (model.evaluation.primary if model.evaluation and model.evaluation.primary else names[0])
+    primary = primary or (model.evaluation.primary if model.evaluation and model.evaluation.primary else names[0])
     for name, s in stats.items():
         s["verdict"] = verdict(s, name)
         s["relative_improvement"] = relative_improvement(s, name)
-    threshold = policy_threshold(model, settings)
+    threshold = policy_threshold(policy_model or model, settings)
     head = stats[primary]
     meets = head["verdict"] == BETTER and (
         threshold is None or (head["relative_improvement"] or 0) >= threshold)

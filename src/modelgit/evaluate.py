@@ -22,7 +22,7 @@ import numpy as np
 from modelgit import metrics as M
 from modelgit.errors import InvalidError, UsageError
 from modelgit.snapshot import Snapshot
-from modelgit.spec import FileArtifact, HostedArtifact, Model
+from modelgit.spec import Evaluation, FileArtifact, HostedArtifact, Model
 from modelgit.validate import resolve_path
 
 RESULT_SCHEMA = 1
@@ -33,10 +33,11 @@ def result_path(model_id: str, version: str) -> str:
     return f"registry/evaluations/{model_id}/{version}.json"
 
 
-def metric_names(model: Model, model_id: str, requested: list[str] | None = None) -> list[str]:
+def metric_names(model: Model, model_id: str, requested: list[str] | None = None,
+                 evaluation: Evaluation | None = None) -> list[str]:
     allowed = M.for_task(model.task)
-    names = list(requested or (model.evaluation.metrics if model.evaluation and model.evaluation.metrics
-                               else allowed))
+    evaluation = evaluation or model.evaluation
+    names = list(requested or (evaluation.metrics if evaluation and evaluation.metrics else allowed))
     for name in names:
         if name not in M.FUNCTIONS:
             raise UsageError(f"unknown metric '{name}'", hint=f"metrics for {model.task}: {', '.join(allowed)}")
@@ -170,8 +171,13 @@ def evaluate(
     batch_size: int = 256,
     progress: Progress | None = None,
     reuse: bool = True,
+    evaluation: Evaluation | None = None,
+    dataset_snapshot: Snapshot | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a version at a snapshot. Returns the result (as written to the result file)."""
+    """Evaluate a version at a snapshot. Returns the result (as written to the result file).
+
+    ``evaluation`` and ``dataset_snapshot`` evaluate on another evaluation block and read its
+    dataset at another commit: the CI gate evaluates a pull request's versions on the base's."""
     model = snapshot.model(model_id)
     version = model.require_version(version_id, model_id)
     artifact = version.artifact
@@ -180,19 +186,20 @@ def evaluate(
                 else "is a remote artifact (uri)")
         raise UsageError(f"'{model_id}' version '{version_id}' {kind}: it has no ONNX file in the repository "
                          "to evaluate", hint="only versions with artifact.path can be evaluated here")
-    if model.evaluation is None:
+    evaluation = evaluation or model.evaluation
+    if evaluation is None:
         raise UsageError(f"model '{model_id}' has no evaluation dataset",
                          hint="add evaluation: {dataset: {path: …, sha256: …}} to its file")
-    names = metric_names(model, model_id, requested_metrics)
-    primary = model.evaluation.primary
+    names = metric_names(model, model_id, requested_metrics, evaluation)
+    primary = evaluation.primary
     if requested_metrics is None and primary and primary not in names:
         names += metric_names(model, model_id, [primary])  # compare needs the primary metric
-    dataset = model.evaluation.dataset
+    dataset = evaluation.dataset
     # The files are checked against their recorded digests before a stored result is reused: a
     # result is keyed by the recorded digests, so without this a dataset or artifact changed behind
     # its recorded sha256 would be reported with the old numbers instead of refused.
     artifact_bytes = read_checked(snapshot, artifact.path, artifact.sha256, "artifact")
-    dataset_bytes = read_checked(snapshot, dataset.path, dataset.sha256, "dataset")
+    dataset_bytes = read_checked(dataset_snapshot or snapshot, dataset.path, dataset.sha256, "dataset")
     stored = _stored(root, model_id, version_id) if reuse and root else None
     if (stored and stored.get("artifact_sha256") == artifact.sha256
             and stored.get("dataset_sha256") == dataset.sha256 and set(names) <= set(stored.get("metrics", {}))):
