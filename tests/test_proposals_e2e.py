@@ -43,6 +43,10 @@ def review_and_merge(cli: Any, maintainer: Repo, branch: str) -> str:
     maintainer.git("checkout", "-q", "main")
     maintainer.git("merge", "-q", "--ff-only", "origin/main")
     run_ok(cli, "-C", str(maintainer.root), "validate", "--ref", f"origin/{branch}", "--base", "origin/main")
+    out = maintainer.root.parent / "ci-reports" / branch.replace("/", "_")
+    run_ok(cli, "-C", str(maintainer.root), "ci", "--ref", f"origin/{branch}", "--base", "origin/main",
+           "--out", str(out))
+    assert json.loads((out / "report.json").read_text())["ok"] is True
     maintainer.git("merge", "-q", "--no-ff", f"origin/{branch}", "-m", f"Merge pull request from {branch}")
     maintainer.git("push", "-q", "origin", "main")
     return maintainer.head()
@@ -110,3 +114,17 @@ def test_pull_request_flow_with_a_real_remote(tmp_path: Path, cli) -> None:
                             cwd=alice.root, capture_output=True, check=True).stdout
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(artifact.read_bytes()).hexdigest()
     assert alice.head() == alice_head and alice.git("status", "--porcelain") == ""
+
+    # 6. The register is reverted with plain git (-m 1 of its merge), through the same gate.
+    bob = clone(remote, tmp_path / "bob")
+    bob.git("checkout", "-q", "-b", "revert-v3")
+    bob.git("revert", "--no-edit", "-m", "1", "HEAD")
+    bob.git("push", "-q", "origin", "revert-v3")
+    review_and_merge(cli, maintainer, "revert-v3")
+    alice.git("fetch", "-q", "origin")
+    assert subprocess.run(["git", "show", f"origin/main:{MODEL}"], cwd=alice.root, capture_output=True,
+                          check=True).stdout == original
+
+    # 7. The one serving change is rolled back already: rollback says so instead of undoing it.
+    code, _, err = cli("-C", str(alice.root), "rollback", "calling_score", "--ref", "origin/main")
+    assert code == 1 and "rolled back already" in err
