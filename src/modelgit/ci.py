@@ -141,6 +141,24 @@ def _effective_policy(model: Model | None, snapshot: Snapshot) -> dict[str, Any]
     return merged
 
 
+@dataclass(frozen=True)
+class _Yardstick:
+    label: str  # "base" or "pull request"
+    evaluation: Evaluation
+    dataset_at: Snapshot  # the commit its dataset is read at
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """One model as the gate judges it: the base's version of it, the policy and any restore."""
+    model_id: str
+    model: Model
+    base_model: Model | None
+    settings: Any
+    margin: float
+    restore_of: str | None
+
+
 def run_ci(repo: GitRepo, base_ref: str, head_ref: str = "HEAD", *,
            validator: Validator | None = None) -> CiReport:
     validator = validator or Validator(repo)
@@ -148,133 +166,132 @@ def run_ci(repo: GitRepo, base_ref: str, head_ref: str = "HEAD", *,
     head = validation.snapshot
     assert head is not None and head.commit is not None
     base = validator.loader.load(base_ref)
-    report = CiReport(base.commit or base_ref, head.commit, validation.valid,
-                      [f.as_dict() | {"text": f.render()} for f in validation.findings])
+    gate = _Gate(CiReport(base.commit or base_ref, head.commit, validation.valid,
+                          [f.as_dict() | {"text": f.render()} for f in validation.findings]), head)
     if not validation.valid:
-        report.decisions.append(Decision(VALIDATION, "fail",
-                                         f"validation failed with {len(validation.findings)} finding(s)"))
-    base_settings = base.settings.spec if base.settings is not None else None
+        gate.decide(VALIDATION, "fail", f"validation failed with {len(validation.findings)} finding(s)")
     restored = _restored(validator, base, head) if base.commit else {}
-    results: dict[tuple[str, str, str], dict[str, Any]] = {}
-
-    def result(model_id: str, version: str, label: str, evaluation: Evaluation,
-               dataset_at: Snapshot) -> dict[str, Any]:
-        key = (model_id, version, label)
-        if key not in results:
-            # root=None: never reuse results stored under registry/evaluations/. In CI they come
-            # from the pull request's own checkout, so a committed result file could claim any
-            # numbers for a bad artifact; the gate recomputes from the artifact and dataset.
-            results[key] = evaluate(head, model_id, version, root=None, evaluation=evaluation,
-                                    dataset_snapshot=dataset_at)
-        return results[key]
-
     for model_id, model in head.models.items():
         base_model = base.models.get(model_id)
-        changes = changed_versions(base_model, model)
         # The yardsticks: the base's evaluation first (the one the pull request cannot change),
         # then the pull request's own when it differs (a new model has only its own).
-        yardsticks: list[tuple[str, Evaluation, Snapshot]] = []
+        yardsticks: list[_Yardstick] = []
         if base_model is not None and base_model.evaluation is not None:
-            yardsticks.append(("base", base_model.evaluation, base))
+            yardsticks.append(_Yardstick("base", base_model.evaluation, base))
         if model.evaluation is not None and (base_model is None or model.evaluation != base_model.evaluation):
-            yardsticks.append(("pull request", model.evaluation, head))
-            if base_model is not None and base_model.evaluation is not None:
-                report.decisions.append(Decision(
-                    EVALUATION_CHANGED, "info", "the pull request changes the evaluation block (dataset, "
-                    "metrics or primary metric); versions are evaluated on the base's and on the new one, "
-                    "and the stricter verdict counts", model_id))
+            yardsticks.append(_Yardstick("pull request", model.evaluation, head))
+            if len(yardsticks) == 2:
+                gate.decide(EVALUATION_CHANGED, "info", "the pull request changes the evaluation block "
+                            "(dataset, metrics or primary metric); versions are evaluated on the base's and "
+                            "on the new one, and the stricter verdict counts", model_id)
         if base_model is not None:
             policy_before, policy_after = _effective_policy(base_model, base), _effective_policy(model, head)
             if policy_before != policy_after:
-                report.decisions.append(Decision(
-                    POLICY_CHANGED, "info", f"the pull request changes the policy {policy_before} → "
-                    f"{policy_after}; the base's policy gates this pull request", model_id))
+                gate.decide(POLICY_CHANGED, "info", f"the pull request changes the policy {policy_before} → "
+                            f"{policy_after}; the base's policy gates this pull request", model_id)
         restore_of = restored.get(model_id)
         if restore_of is not None:
-            report.decisions.append(Decision(
-                RESTORE, "info", f"restores what served before commit {restore_of[:12]}, which the pull "
-                "request reverts: evaluated and reported, not blocked (a rollback)", model_id))
-        margin = max_regression(base_model or model, base_settings if base_model else
-                                (head.settings.spec if head.settings is not None else None))
-        for version, reasons in changes:
-            check: dict[str, Any] = {"model": model_id, "version": version, "reasons": reasons,
-                                     "compare": None, "evaluations": {}}
-            report.checks.append(check)
-            entry = model.version(version)
-            assert entry is not None
-            if not isinstance(entry.artifact, FileArtifact):
-                check["skipped"] = "a hosted or remote version has no ONNX file in the repository to evaluate"
-            elif not yardsticks:
-                check["skipped"] = "the model has no evaluation block"
-            if "skipped" in check:
-                report.decisions.append(Decision(EVALUATION, "skipped", check["skipped"], model_id, version))
-                continue
-            displaced = base_model.active if base_model else None
-            if displaced is not None and (displaced.version == version or not isinstance(
-                    getattr(model.version(displaced.version), "artifact", None), FileArtifact)):
-                displaced = None
-            for label, evaluation, dataset_at in yardsticks:
-                _judge(report, check, model_id, model, version, reasons, label, evaluation, dataset_at,
-                       displaced.version if displaced else None, margin, restore_of, base_model, base_settings,
-                       result)
-            first = next(iter(check["evaluations"].values()), {})
-            check["metrics"] = first.get("metrics")
-            check["compare"] = first.get("compare")
-            if "error" in first:
-                check["error"] = first["error"]
-    return report
+            gate.decide(RESTORE, "info", f"restores what served before commit {restore_of[:12]}, which the "
+                        "pull request reverts: evaluated and reported, not blocked (a rollback)", model_id)
+        policy_at = base if base_model is not None else head  # a new model has only its own policy
+        settings = policy_at.settings.spec if policy_at.settings is not None else None
+        judged = _Judged(model_id, model, base_model, settings,
+                         max_regression(base_model or model, settings), restore_of)
+        for version, reasons in changed_versions(base_model, model):
+            gate.version(judged, version, reasons, yardsticks)
+    return gate.report
 
 
-def _judge(report: CiReport, check: dict[str, Any], model_id: str, model: Model, version: str,
-           reasons: list[str], label: str, evaluation: Evaluation, dataset_at: Snapshot,
-           displaced: str | None, margin: float, restore_of: str | None, base_model: Model | None,
-           settings: Any, result: Any) -> None:
-    """Evaluate one changed version on one yardstick and record the decision it leads to."""
-    where = f"{label} dataset {evaluation.dataset.path}"
-    out: dict[str, Any] = {"dataset": evaluation.dataset.path, "dataset_sha256": evaluation.dataset.sha256}
-    check["evaluations"][label] = out
-    try:
-        mine = result(model_id, version, label, evaluation, dataset_at)
-    except ModelgitError as exc:
-        out["error"] = exc.render()
-        report.decisions.append(Decision(EVALUATION, "fail", f"evaluation on the {where} failed: {exc.message}",
-                                         model_id, version))
-        return
-    out["metrics"] = mine["metrics"]
-    if displaced is None:
-        report.decisions.append(Decision(EVALUATION, "info", f"evaluated on the {where}; no active version "
-                                         "to compare with", model_id, version))
-        return
-    try:
-        theirs = result(model_id, displaced, label, evaluation, dataset_at)
-    except ModelgitError as exc:
-        out["error"] = exc.render()
-        report.decisions.append(Decision(EVALUATION, "fail", f"evaluating {displaced} on the {where} "
-                                         f"failed: {exc.message}", model_id, version))
-        return
-    primary = evaluation.primary or next(iter(mine["metrics"]))
-    comparison = compare_results(model, settings, theirs, mine, primary=primary,
-                                 policy_model=base_model or model)
-    out["compare"] = comparison
-    stats = comparison["metrics"][primary]
-    upper = stats["relative_gain_upper_95"]
-    verdict = f"{primary} {comparison['verdict']} (two-sided 95 %) vs {displaced}"
-    bound = f"one-sided upper 95 % bound of the relative gain {upper:+.2%}, allowed down to {-margin:+.2%}"
-    if not gains_serving(reasons):
-        report.decisions.append(Decision(EVALUATION, "info", f"{verdict} on the {where} ({bound}); it gains "
-                                         "no traffic, weight or status, so it is not gated", model_id, version))
-        return
-    if non_inferior(stats, margin):
-        report.decisions.append(Decision(NON_INFERIORITY, "pass", f"not worse than {displaced} beyond the "
-                                         f"margin on the {where}: {verdict} ({bound})", model_id, version))
-        return
-    what = (f"worse than {displaced} on {primary} beyond the policy's max_regression on the {where} "
-            f"({verdict}; {bound}) and would serve more ({', '.join(reasons)})")
-    if restore_of is not None:
-        report.decisions.append(Decision(RESTORE, "info", f"{what}, but it restores what served before "
-                                         f"{restore_of[:12]}: not blocked", model_id, version))
-        return
-    report.decisions.append(Decision(NON_INFERIORITY, "fail", what, model_id, version))
+@dataclass
+class _Gate:
+    report: CiReport
+    head: Snapshot
+    results: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def decide(self, check: str, outcome: str, detail: str, model: str | None = None,
+               version: str | None = None) -> None:
+        self.report.decisions.append(Decision(check, outcome, detail, model, version))
+
+    def result(self, model_id: str, version: str, yardstick: _Yardstick) -> dict[str, Any]:
+        key = (model_id, version, yardstick.label)
+        if key not in self.results:
+            # root=None: never reuse results stored under registry/evaluations/. In CI they come
+            # from the pull request's own checkout, so a committed result file could claim any
+            # numbers for a bad artifact; the gate recomputes from the artifact and dataset.
+            self.results[key] = evaluate(self.head, model_id, version, root=None,
+                                         evaluation=yardstick.evaluation, dataset_snapshot=yardstick.dataset_at)
+        return self.results[key]
+
+    def version(self, judged: _Judged, version: str, reasons: list[str], yardsticks: list[_Yardstick]) -> None:
+        """Evaluate one changed version on every yardstick and record what each decides."""
+        model_id, model = judged.model_id, judged.model
+        check: dict[str, Any] = {"model": model_id, "version": version, "reasons": reasons,
+                                 "compare": None, "evaluations": {}}
+        self.report.checks.append(check)
+        entry = model.version(version)
+        assert entry is not None
+        if not isinstance(entry.artifact, FileArtifact):
+            check["skipped"] = "a hosted or remote version has no ONNX file in the repository to evaluate"
+        elif not yardsticks:
+            check["skipped"] = "the model has no evaluation block"
+        if "skipped" in check:
+            self.decide(EVALUATION, "skipped", check["skipped"], model_id, version)
+            return
+        displaced = judged.base_model.active if judged.base_model else None
+        if displaced is not None and (displaced.version == version or not isinstance(
+                getattr(model.version(displaced.version), "artifact", None), FileArtifact)):
+            displaced = None
+        for yardstick in yardsticks:
+            check["evaluations"][yardstick.label] = self.judge(
+                judged, version, reasons, yardstick, displaced.version if displaced else None)
+        first = next(iter(check["evaluations"].values()))
+        check["metrics"] = first.get("metrics")
+        check["compare"] = first.get("compare")
+        if "error" in first:
+            check["error"] = first["error"]
+
+    def judge(self, judged: _Judged, version: str, reasons: list[str], yardstick: _Yardstick,
+              displaced: str | None) -> dict[str, Any]:
+        """Evaluate one changed version on one yardstick, record the decision; return what it saw."""
+        model_id = judged.model_id
+        evaluation = yardstick.evaluation
+        where = f"{yardstick.label} dataset {evaluation.dataset.path}"
+        out: dict[str, Any] = {"dataset": evaluation.dataset.path, "dataset_sha256": evaluation.dataset.sha256}
+        try:
+            mine = self.result(model_id, version, yardstick)
+            out["metrics"] = mine["metrics"]
+            theirs = self.result(model_id, displaced, yardstick) if displaced else None
+        except ModelgitError as exc:
+            out["error"] = exc.render()
+            self.decide(EVALUATION, "fail", f"evaluation on the {where} failed: {exc.message}", model_id, version)
+            return out
+        if theirs is None:
+            self.decide(EVALUATION, "info", f"evaluated on the {where}; no active version to compare with",
+                        model_id, version)
+            return out
+        primary = evaluation.primary or next(iter(mine["metrics"]))
+        comparison = compare_results(judged.model, judged.settings, theirs, mine, primary=primary,
+                                     policy_model=judged.base_model or judged.model)
+        out["compare"] = comparison
+        stats = comparison["metrics"][primary]
+        verdict = f"{primary} {comparison['verdict']} (two-sided 95 %) vs {displaced}"
+        bound = (f"one-sided upper 95 % bound of the relative gain {stats['relative_gain_upper_95']:+.2%}, "
+                 f"allowed down to {-judged.margin:+.2%}")
+        if not gains_serving(reasons):
+            self.decide(EVALUATION, "info", f"{verdict} on the {where} ({bound}); it gains no traffic, weight "
+                        "or status, so it is not gated", model_id, version)
+        elif non_inferior(stats, judged.margin):
+            self.decide(NON_INFERIORITY, "pass", f"not worse than {displaced} beyond the margin on the {where}: "
+                        f"{verdict} ({bound})", model_id, version)
+        else:
+            what = (f"worse than {displaced} on {primary} beyond the policy's max_regression on the {where} "
+                    f"({verdict}; {bound}) and would serve more ({', '.join(reasons)})")
+            if judged.restore_of is not None:
+                self.decide(RESTORE, "info", f"{what}, but it restores what served before "
+                            f"{judged.restore_of[:12]}: not blocked", model_id, version)
+            else:
+                self.decide(NON_INFERIORITY, "fail", what, model_id, version)
+        return out
 
 
 def to_markdown_report(report: CiReport) -> str:
