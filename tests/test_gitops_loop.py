@@ -291,6 +291,7 @@ def test_deprecating_the_only_active_version_is_refused_everywhere(example_repo:
     r.write(CS, retired)
     r.commit("retire calling_score")
     ok(cli, "-C", str(r.root), "validate", "--base", "main")
+    assert "retired: taken out of service on purpose" in ok(cli, "-C", str(r.root), "diff", "main", "HEAD")
     r.write(CS, retired.replace("    status: archived\n", "    status: staging\n"))
     r.commit("a retired model with a staging version")
     out, _ = fails(cli, "-C", str(r.root), "validate")

@@ -118,6 +118,10 @@ def model_changes(model_id: str, old: ModelState, new: ModelState) -> list[Chang
                               old.policy.model_dump(exclude_none=True) if old.policy else None,
                               new.policy.model_dump(exclude_none=True) if new.policy else None,
                               "policy changed"))
+    if bool(old.retired) != bool(new.retired):
+        changes.append(Change("retired", model_id, None, bool(old.retired), bool(new.retired),
+                              "retired: taken out of service on purpose" if new.retired
+                              else "back in service (no longer retired)"))
     for key in ("description", "owner", "task", "evaluation"):
         if getattr(old, key) != getattr(new, key):
             changes.append(Change(key, model_id, None, None, None, f"{key} changed"))
