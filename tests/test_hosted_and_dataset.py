@@ -175,6 +175,27 @@ def test_dataset_attaches_a_new_file_with_its_sha256_in_one_commit(example_repo:
     assert result["metrics"]["rmse"] == pytest.approx(expected_rmse, rel=1e-5)
 
 
+def test_dataset_on_the_current_branch_commits_the_untracked_file_it_names(example_repo: Repo, cli: Any) -> None:
+    r = example_repo
+    x, y = _diabetes_like(25, 11)
+    data = npz_bytes(X=x, y=y)
+    r.write("registry/datasets/fresh.npz", data)
+    r.write("notes.txt", "the user's own untracked file\n")
+    base = r.head()
+    out = ok(cli, "-C", str(r.root), "dataset", "calling_score", "registry/datasets/fresh.npz", "--on-current-branch")
+    assert out.endswith(f"committed {r.head()[:12]} on main\n")
+    assert r.git("rev-parse", "HEAD~1") == base
+    assert sorted(files_changed(r, "HEAD")) == ["registry/datasets/fresh.npz", CS]
+    assert show_bytes(r, "HEAD", "registry/datasets/fresh.npz") == data
+    assert r.git("status", "--porcelain", "--untracked-files=all") == "?? notes.txt"  # the rest is clean
+    # an uncommitted edit of a file the change touches is still refused
+    r.write("registry/datasets/other.npz", data)
+    r.write("registry/models/calling_score.yaml", r.read(CS) + "# an edit of the user's\n")
+    err = fails(cli, "-C", str(r.root), "dataset", "calling_score", "registry/datasets/other.npz",
+                "--on-current-branch", code=2)
+    assert err.startswith("error: the files this change touches have uncommitted edits; nothing was changed\n")
+
+
 def test_dataset_already_committed_is_not_added_again(example_repo: Repo, cli: Any) -> None:
     r = example_repo
     data = npz_bytes(X=_diabetes_like(30, 1)[0], y=_diabetes_like(30, 1)[1])

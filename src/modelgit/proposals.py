@@ -718,8 +718,9 @@ def apply(
         if repo.resolve("HEAD") != proposal.base_commit:
             raise UsageError("--on-current-branch commits on top of HEAD, but --ref names another commit",
                              hint="drop --ref, or check out the branch you want to commit on")
-        dirty = repo.git_text("status", "--porcelain", "--untracked-files=all", "--",
-                              *proposal.changes).strip()
+        status = repo.git_text("status", "--porcelain", "--untracked-files=all", "--", *proposal.changes)
+        dirty = "\n".join(line for line in status.splitlines()
+                          if not _untracked_copy(repo, line, proposal.changes)).strip()
         if dirty:
             raise UsageError("the files this change touches have uncommitted edits; nothing was changed",
                              hint="commit or stash them first:\n" + dirty)
@@ -755,6 +756,18 @@ def apply(
                                 f"git push {push} {target_branch}")
         pushed = push
     return Outcome(proposal, target_branch, commit, diff, pushed, current is not None)
+
+
+def _untracked_copy(repo: GitRepo, status_line: str, changes: Mapping[str, bytes | None]) -> bool:
+    """True for an untracked file that already holds exactly the bytes the change commits (a
+    dataset saved under registry/ and then attached): committing it loses nothing of the user's."""
+    if not status_line.startswith("?? "):
+        return False
+    path = status_line[3:]
+    if changes.get(path) is None:
+        return False  # also a quoted (unusual) name: then it is not in changes either
+    target = repo.root / path
+    return not target.is_symlink() and target.is_file() and target.read_bytes() == changes[path]
 
 
 def _sync_worktree(repo: GitRepo, commit: str, changes: Mapping[str, bytes | None]) -> None:
