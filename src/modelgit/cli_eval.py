@@ -46,7 +46,8 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     def eval_command(obj: Any, model: str, version: str, ref: str, metrics: tuple[str, ...],
                      batch_size: int, force: bool, as_json: bool) -> int:
         """Run VERSION of MODEL over its evaluation dataset; write
-        registry/evaluations/MODEL/VERSION.json."""
+        registry/evaluations/MODEL/VERSION.json (a local cache, not committed: init's .gitignore
+        lists it)."""
         from modelgit.evaluate import evaluate, result_path, write_result
         from modelgit.snapshot import Loader
 
