@@ -8,7 +8,7 @@ LOCK := constraints.txt
 # No build isolation: the build backend (setuptools) comes from the lock too.
 PIP_LOCKED = $(1)/python -m pip install --quiet --no-build-isolation -c $(LOCK)
 
-.PHONY: demo test test-latest lint bench example lock dist clean
+.PHONY: demo test test-latest lint bench example lock dist wheelhouse clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,23 @@ bench: $(VENV)/.installed-test
 
 example: $(VENV)/.installed-test
 	$(BIN)/python scripts/build_example_registry.py
+
+# The wheel and sdist of this version into dist/, built with the locked setuptools (no build
+# isolation, nothing fetched): what a release uploads and what `modelgit init`'s workflows pin.
+dist: $(VENV)/.installed
+	rm -rf dist build src/*.egg-info  # an old egg-info's file list would leak into the build
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	$(BIN)/python -c "import setuptools.build_meta as b; b.build_sdist('dist')" > /dev/null
+	rm -rf build
+	@ls dist
+
+# The wheels the built modelgit wheel needs, at the lock's versions, in .wheelhouse/ (fetched from
+# the package index once): `pip install --no-index --find-links .wheelhouse --find-links dist
+# modelgit` then installs offline. tests/test_wheel_install.py makes the same wheelhouse itself.
+WHEELHOUSE := .wheelhouse
+wheelhouse: dist
+	$(BIN)/python -m pip download --quiet --only-binary=:all: -c $(LOCK) -d $(WHEELHOUSE) dist/*.whl
+	rm -f $(WHEELHOUSE)/modelgit-*  # only the dependencies: modelgit itself comes from dist/
 
 clean:
 	rm -rf $(VENV) $(LATEST) .pytest_cache .ruff_cache

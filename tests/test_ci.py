@@ -243,7 +243,8 @@ def test_check_upgrades_keeps_the_example_registry(example_repo: Repo, cli: Any)
     r = example_repo
     out = run_ok(cli, "-C", str(r.root), "check-upgrades", "--propose")
     lines = out.splitlines()
-    assert len(lines) == 2 and all(line.startswith("keep") for line in lines)
+    assert len(lines) == 3 and all(line.startswith("keep") for line in lines[:2])
+    assert lines[2] == "skipped  openrouter/qwen-2.5-7b-instruct: no staging version"
     assert r.git("branch", "--list") == "* main"
 
 

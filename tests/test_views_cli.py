@@ -379,7 +379,7 @@ INIT_FILES = [
     "registry/modelgit.yaml", "registry/models/example_scorer.yaml",
     "registry/artifacts/example_scorer_v1.onnx", ".github/workflows/registry-ci.yml",
     ".github/workflows/upgrade-check.yml",
-    "schemas/model.schema.json", "schemas/settings.schema.json",
+    "schemas/model.schema.json", "schemas/settings.schema.json", ".gitignore",
 ]
 
 
@@ -407,7 +407,7 @@ def test_init_new_directory_is_a_repo_with_one_commit_that_validates(tmp_path: P
     before = tree_bytes(target)
     code, out, err = cli("init", str(target))
     assert (code, out) == (2, "")
-    assert err == (f"error: {target}: already has {', '.join(INIT_FILES)}; nothing was written\n"
+    assert err == (f"error: {target}: already has {', '.join(INIT_FILES[:-1])}; nothing was written\n"
                    "hint: init writes a new registry; edit the existing one instead\n")
     assert tree_bytes(target) == before
     assert repo.head() == head
@@ -427,7 +427,8 @@ def test_init_in_a_repo_with_commits_writes_but_does_not_commit(repo: Repo, cli)
     head = repo.commit("Initial")
     code, out, err = cli("-C", str(repo.root), "init")  # DIRECTORY defaults to the -C path
     assert (code, err) == (0, "")
-    assert out.splitlines()[-1] == "next: git add registry schemas .github && git commit -m 'Add modelgit registry'"
+    assert out.splitlines()[-1] == ("next: git add registry schemas .github .gitignore && "
+                                    "git commit -m 'Add modelgit registry'")
     assert repo.head() == head
     assert repo.git("status", "--porcelain", "-uall").splitlines() == sorted(f"?? {n}" for n in INIT_FILES)
 

@@ -176,13 +176,15 @@ def init(obj: Context, directory: str) -> int:
     result = init_registry(target)
     for path in result.written:
         click.echo(f"wrote {path}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if result.committed:
         click.echo(f"committed {result.committed[:12]}: registry ready; try: modelgit -C "
                    f"{target} show")
         return EXIT_OK
     if result.commit_error:
         click.echo(f"warning: could not commit: {result.commit_error}", err=True)
-    click.echo("next: git add registry schemas .github && git commit -m 'Add modelgit registry'")
+    click.echo("next: git add registry schemas .github .gitignore && git commit -m 'Add modelgit registry'")
     return EXIT_OK
 
 

@@ -46,7 +46,8 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     def eval_command(obj: Any, model: str, version: str, ref: str, metrics: tuple[str, ...],
                      batch_size: int, force: bool, as_json: bool) -> int:
         """Run VERSION of MODEL over its evaluation dataset; write
-        registry/evaluations/MODEL/VERSION.json."""
+        registry/evaluations/MODEL/VERSION.json (a local cache, not committed: init's .gitignore
+        lists it)."""
         from modelgit.evaluate import evaluate, result_path, write_result
         from modelgit.snapshot import Loader
 
@@ -147,13 +148,13 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         policy's minimum improvement, with 95 % confidence; --propose opens the changes as branches."""
         from modelgit import proposals
         from modelgit.errors import UsageError
-        from modelgit.upgrades import recommendations
+        from modelgit.upgrades import check_upgrades
         from modelgit.validate import Validator
 
         repo = obj.repo()
         validator = Validator(repo)
         snapshot = validator.loader.load(ref)
-        found = recommendations(snapshot, repo.root)
+        found, skipped = check_upgrades(snapshot, repo.root)
         proposed = []
         if propose:
             for item in (r for r in found if r["recommended"]):
@@ -172,13 +173,17 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         if as_json:
             from modelgit.cli import _emit_json
 
-            _emit_json({"commit": snapshot.commit, "recommendations": found, "proposals": proposed})
+            _emit_json({"commit": snapshot.commit, "recommendations": found, "proposals": proposed,
+                        "skipped": skipped})
             return EXIT_OK
         if not found:
             click.echo("no staging version to compare")
         for item in found:
             mark = "upgrade" if item["recommended"] else "keep"
             click.echo(f"{mark:<8} {item['model']}: {item['from']} → {item['to']}: {item['reason']}")
+        for item in skipped:
+            what = item["model"] if item["version"] is None else f"{item['model']}:{item['version']}"
+            click.echo(f"{'skipped':<8} {what}: {item['reason']}")
         for item in proposed:
             click.echo(f"proposed on branch {item['branch']}")
         return EXIT_OK

@@ -82,9 +82,13 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     @cli.command()
     @click.argument("model")
     @click.argument("version")
-    @click.option("--artifact", required=True, metavar="PATH|URI",
+    @click.option("--artifact", default=None, metavar="PATH|URI",
                   help="ONNX file to copy under registry/artifacts/, or a URI to record.")
     @click.option("--sha256", default=None, help="Digest of a URI artifact (required for URIs).")
+    @click.option("--provider", default=None, metavar="NAME",
+                  help="A hosted version (no file): the provider serving it, e.g. openrouter.")
+    @click.option("--model-id", "hosted_id", default=None, metavar="ID",
+                  help="A hosted version: the provider's model id, e.g. qwen/qwen-2.5-7b-instruct.")
     @click.option("--metric", "metrics", multiple=True, metavar="NAME=VALUE",
                   help="A metric of this version (repeatable).")
     @click.option("--improvement", "improvements", multiple=True, metavar="TEXT",
@@ -100,24 +104,44 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
                   help="Task of a new model (only when MODEL does not exist yet).")
     @proposal_options
     @pass_context
-    def register(obj: Any, model: str, version: str, artifact: str, sha256: str | None,
-                 metrics: tuple[str, ...], improvements: tuple[str, ...], breaking: tuple[str, ...],
+    def register(obj: Any, model: str, version: str, artifact: str | None, sha256: str | None,
+                 provider: str | None, hosted_id: str | None, metrics: tuple[str, ...],
+                 improvements: tuple[str, ...], breaking: tuple[str, ...],
                  migration_notes: str | None, data_source: str | None, weight: float | None,
                  trained: str | None, task: str | None, **opts: Any) -> int:
-        """Register VERSION of MODEL (status staging) from an ONNX file or a URI."""
+        """Register VERSION of MODEL (status staging) from an ONNX file, a URI, or a hosted model
+        (--provider P --model-id ID)."""
         import os
 
         from modelgit import proposals
 
-        if not proposals.is_uri(artifact) and not os.path.isabs(artifact) and obj.repo_path not in ("", "."):
+        if artifact is not None and not proposals.is_uri(artifact) and not os.path.isabs(artifact) \
+                and obj.repo_path not in ("", "."):
             artifact = os.path.join(obj.repo_path, artifact)  # -C PATH: "run as if started in PATH"
         new = proposals.NewVersion(
-            artifact=artifact, sha256=sha256, metrics=_parse_metrics(metrics),
+            artifact=artifact, sha256=sha256, provider=provider, model_id=hosted_id, metrics=_parse_metrics(metrics),
             improvements=improvements, breaking_changes=breaking, migration_notes=migration_notes,
             data_source=data_source, weight=weight, trained=trained, task=task,
         )
         return run_proposal(obj, model, lambda s: proposals.plan_register(s, model, version, new),
                             whole_if_missing=task is None, **opts)
+
+    @cli.command()
+    @click.argument("model")
+    @click.argument("path", metavar="PATH")
+    @proposal_options
+    @pass_context
+    def dataset(obj: Any, model: str, path: str, **opts: Any) -> int:
+        """Attach PATH (an .npz with arrays X and y, or a .csv, under registry/) as MODEL's
+        evaluation dataset with its sha256; the file is committed with the change if it is new."""
+        import os
+
+        from modelgit import proposals
+
+        if not os.path.isabs(path) and obj.repo_path not in ("", "."):
+            path = os.path.join(obj.repo_path, path)  # -C PATH: "run as if started in PATH"
+        repo = obj.repo()
+        return run_proposal(obj, model, lambda s: proposals.plan_dataset(s, model, repo.root, path), **opts)
 
     def lifecycle(name: str, planner: str, doc: str) -> None:
         @click.argument("model")

@@ -3,6 +3,9 @@
 The artifact and the dataset are read from git objects at the ref and checked against their
 recorded sha256 before anything runs. Results go to ``registry/evaluations/<model>/<version>.json``
 with the digests they depend on, so a second run with the same artifact and dataset reuses them.
+Those files are a local cache and are not committed (they hold this machine's latency and every
+prediction; the .gitignore that ``modelgit init`` writes lists them): ``modelgit ci`` never reads
+them and recomputes from the committed artifact and dataset.
 """
 
 from __future__ import annotations

@@ -307,8 +307,10 @@ def plan_ab_stop(snapshot: Snapshot, model_id: str, *, promote: bool) -> Proposa
 
 @dataclass(frozen=True)
 class NewVersion:
-    artifact: str  # a local file path or a URI
+    artifact: str | None = None  # a local file path or a URI; None for a hosted version
     sha256: str | None = None  # required for URIs (modelgit cannot download here)
+    provider: str | None = None  # a hosted version: provider and its model id, no file
+    model_id: str | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     improvements: Sequence[str] = ()
     breaking_changes: Sequence[str] = ()
@@ -322,6 +324,25 @@ class NewVersion:
 
 def is_uri(text: str) -> bool:
     return re.match(r"^[a-z][a-z0-9+.-]*://", text) is not None
+
+
+# The schema's pattern for a provider; a provider's model id is free text in the schema, so the
+# CLI takes only what providers' catalogs use (e.g. qwen/qwen-2.5-7b-instruct, openai/gpt-4o:free):
+# no spaces or control characters, no '..', nothing YAML or a shell would read specially first.
+PROVIDER = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+HOSTED_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+~/-]*$")
+
+
+def check_hosted(provider: str, hosted_id: str) -> None:
+    """UsageError unless ``provider`` and ``hosted_id`` name a hosted model safely."""
+    if not PROVIDER.match(provider) or len(provider) > 64:
+        raise UsageError(f"--provider {provider!r} is not a valid provider name",
+                         hint="use lowercase letters, digits, '_', '-', '.', e.g. openrouter")
+    if not HOSTED_MODEL_ID.match(hosted_id) or ".." in hosted_id or "//" in hosted_id \
+            or hosted_id.endswith("/") or len(hosted_id) > 200:
+        raise UsageError(f"--model-id {hosted_id!r} is not a valid hosted model id",
+                         hint="use the provider's id, e.g. qwen/qwen-2.5-7b-instruct: letters, digits and "
+                              "'._:@+~-', parts joined by single '/'")
 
 
 def _read_local_artifact(location: str) -> tuple[bytes, dict[str, Any]]:
@@ -374,7 +395,23 @@ def plan_register(snapshot: Snapshot, model_id: str, version: str, new: NewVersi
     changes: dict[str, bytes | None] = {}
     artifact = CommentedMap()
     signature: dict[str, Any] | None = None
-    if is_uri(new.artifact):
+    hosted = new.provider is not None or new.model_id is not None
+    if new.artifact is not None and hosted:
+        raise UsageError("give --artifact PATH|URI or --provider/--model-id, not both",
+                         hint="a version is an ONNX file, a URI, or a hosted model")
+    if new.artifact is None and not hosted:
+        raise UsageError("say what the version is: --artifact PATH|URI, or --provider P --model-id ID",
+                         hint="a version is an ONNX file, a URI, or a hosted model")
+    if new.artifact is None:
+        if new.provider is None or new.model_id is None:
+            raise UsageError("a hosted version needs both --provider and --model-id",
+                             hint="e.g. --provider openrouter --model-id qwen/qwen-2.5-7b-instruct")
+        if new.sha256 is not None:
+            raise UsageError("--sha256 is for an artifact URI; a hosted version has no file to digest",
+                             hint="drop --sha256")
+        check_hosted(new.provider, new.model_id)
+        artifact = yamledit.flow({"provider": new.provider, "model_id": new.model_id})
+    elif is_uri(new.artifact):
         if not new.sha256 or not re.match(r"^[0-9a-f]{64}$", new.sha256):
             raise UsageError("an artifact URI needs --sha256 with its 64-hex-digit digest",
                              hint="modelgit records URIs without downloading them")
@@ -409,7 +446,8 @@ def plan_register(snapshot: Snapshot, model_id: str, version: str, new: NewVersi
     entry["artifact"] = artifact
     if new.data_source:
         entry["data_source"] = new.data_source
-    entry["trained"] = new.trained or _dt.date.today().isoformat()
+    if new.trained or not hosted:  # a hosted model was trained by its provider: no date of ours
+        entry["trained"] = new.trained or _dt.date.today().isoformat()
     if new.metrics:
         entry["metrics"] = yamledit.flow(dict(new.metrics))
     if new.improvements:
@@ -432,9 +470,111 @@ def plan_register(snapshot: Snapshot, model_id: str, version: str, new: NewVersi
             yamledit.append(data["versions"], entry)
 
         changes.update(_edit(snapshot, model_id, change))
-    where = new.artifact if is_uri(new.artifact) else changes and next(iter(changes))
+    if new.artifact is None:
+        where = f"{new.provider} {new.model_id} (hosted)"
+    else:
+        where = new.artifact if is_uri(new.artifact) else next(iter(changes))
     return Proposal(model_id, "register", version, f"{model_id}: register {version} ({new.status})",
                     snapshot.commit or "", changes, body=f"Artifact: {where}")
+
+
+def _read_repo_file(root: Any, location: str) -> tuple[str, bytes]:
+    """(repo-relative path, bytes) of a regular file inside the repository at ``root``, under
+    registry/; a clear error for a file outside it, a symlink, a FIFO or a device."""
+    import os
+    import stat
+    from pathlib import Path
+
+    full = Path(os.path.abspath(location))
+    top = Path(os.path.abspath(root))
+    try:
+        relative = full.relative_to(top).as_posix()
+    except ValueError:
+        raise InvalidError(f"{location}: outside the repository {top}",
+                           hint="copy the dataset under registry/datasets/ first") from None
+    if not relative.startswith("registry/"):
+        raise InvalidError(f"{location}: not under registry/ (it is {relative})",
+                           hint="keep evaluation datasets under registry/datasets/")
+    try:
+        info = os.lstat(full)
+    except FileNotFoundError:
+        raise InvalidError(f"{location}: dataset file not found",
+                           hint="pass the path of an .npz or .csv file") from None
+    if stat.S_ISLNK(info.st_mode) or full.resolve() != top.resolve() / relative:
+        raise InvalidError(f"{location}: is or goes through a symlink",
+                           hint="put the file itself under registry/datasets/, not a link to it")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidError(f"{location}: not a regular file", hint="pass the path of an .npz or .csv file")
+    if not relative.endswith((".npz", ".csv")):
+        raise InvalidError(f"{location}: not an .npz or .csv file",
+                           hint="save it with numpy.savez(file, X=features, y=labels)")
+    try:
+        return relative, full.read_bytes()
+    except OSError as exc:
+        raise InvalidError(f"{location}: cannot read it: {exc.strerror}") from None
+
+
+def plan_dataset(snapshot: Snapshot, model_id: str, root: Any, location: str) -> Proposal:
+    """Set ``evaluation.dataset`` of ``model_id`` to the file at ``location`` (a path on disk inside
+    the repository, under registry/) with its sha256. The file's arrays are checked the way ``eval``
+    reads them (``allow_pickle=False``); a file not yet at the base commit is added in the same
+    commit; a committed file with other bytes is refused (a dataset is replaced under a new name,
+    so that results recorded against the old digest stay true)."""
+    import hashlib
+
+    from modelgit.evaluate import load_dataset
+
+    model = _model(snapshot, model_id)
+    if model.task == "generation":
+        raise InvalidError(f"'{model_id}' is a generation model; modelgit evaluates regression and "
+                           "classification models only, so it has no evaluation dataset")
+    path, data = _read_repo_file(root, location)
+    x, _ = load_dataset(data, path, model.task)
+    active = model.active
+    signature = signature_of(active) if active is not None else None
+    if signature is not None and signature["inputs"]:
+        shape = signature["inputs"][0]["shape"]
+        width = shape[1] if len(shape) == 2 else None
+        if isinstance(width, int) and width != x.shape[1]:
+            raise InvalidError(f"{location}: X has {x.shape[1]} columns but active version "
+                               f"'{active.version}' of '{model_id}' takes {width}",  # type: ignore[union-attr]
+                               hint="the dataset does not fit this model; check the file")
+    digest = hashlib.sha256(data).hexdigest()
+    current = model.evaluation.dataset if model.evaluation is not None else None
+    if current is not None and current.path == path and current.sha256 == digest:
+        raise InvalidError(f"{path} (sha256 {digest[:12]}…) is already the evaluation dataset of "
+                           f"'{model_id}'; nothing to change")
+    changes: dict[str, bytes | None] = {}
+    committed = snapshot.entries.get(path)
+    if committed is None:
+        changes[path] = data
+    elif committed.blob != blob_id(data):
+        raise InvalidError(
+            f"{path} at {(snapshot.commit or 'the base')[:12]} has other bytes than the file on disk; "
+            "a committed dataset is not replaced in place",
+            hint="save the new data under a new name in registry/datasets/ and attach that")
+
+    def change(doc: Any) -> None:
+        from ruamel.yaml.comments import CommentedMap
+
+        dataset = yamledit.flow({"path": path, "sha256": digest})
+        evaluation = doc.get("evaluation")
+        if evaluation is None:  # where the example registry and the README put it: after task
+            evaluation = CommentedMap()
+            evaluation["dataset"] = dataset
+            keys = list(doc)
+            index = keys.index("versions") if "versions" in keys else len(keys)
+            yamledit.insert(doc, index, "evaluation", evaluation)
+        else:
+            evaluation["dataset"] = dataset
+
+    changes.update(_edit(snapshot, model_id, change))
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.rsplit("/", 1)[-1].rsplit(".", 1)[0]).strip(".-") or "data"
+    was = f" (was {current.path})" if current is not None and current.path != path else ""
+    return Proposal(model_id, "dataset", None, f"{model_id}: evaluation dataset {path}{was}",
+                    snapshot.commit or "", changes,
+                    body=f"Dataset: {path}\nsha256: {digest}\nRows: {len(x)}, columns: {x.shape[1]}",
+                    slug=f"dataset-{stem}"[:100])
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -578,8 +718,9 @@ def apply(
         if repo.resolve("HEAD") != proposal.base_commit:
             raise UsageError("--on-current-branch commits on top of HEAD, but --ref names another commit",
                              hint="drop --ref, or check out the branch you want to commit on")
-        dirty = repo.git_text("status", "--porcelain", "--untracked-files=all", "--",
-                              *proposal.changes).strip()
+        status = repo.git_text("status", "--porcelain", "--untracked-files=all", "--", *proposal.changes)
+        dirty = "\n".join(line for line in status.splitlines()
+                          if not _untracked_copy(repo, line, proposal.changes)).strip()
         if dirty:
             raise UsageError("the files this change touches have uncommitted edits; nothing was changed",
                              hint="commit or stash them first:\n" + dirty)
@@ -615,6 +756,18 @@ def apply(
                                 f"git push {push} {target_branch}")
         pushed = push
     return Outcome(proposal, target_branch, commit, diff, pushed, current is not None)
+
+
+def _untracked_copy(repo: GitRepo, status_line: str, changes: Mapping[str, bytes | None]) -> bool:
+    """True for an untracked file that already holds exactly the bytes the change commits (a
+    dataset saved under registry/ and then attached): committing it loses nothing of the user's."""
+    if not status_line.startswith("?? "):
+        return False
+    path = status_line[3:]
+    if changes.get(path) is None:
+        return False  # also a quoted (unusual) name: then it is not in changes either
+    target = repo.root / path
+    return not target.is_symlink() and target.is_file() and target.read_bytes() == changes[path]
 
 
 def _sync_worktree(repo: GitRepo, commit: str, changes: Mapping[str, bytes | None]) -> None:
