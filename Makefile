@@ -12,13 +12,15 @@ PIP_LOCKED = $(1)/python -m pip install --quiet --no-build-isolation -c $(LOCK)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade -c $(LOCK) pip setuptools
 
+# pip and the build backend first (at the lock's versions, also when the lock moved them).
 $(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade -c $(LOCK) pip setuptools
 	$(call PIP_LOCKED,$(BIN)) -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade -c $(LOCK) pip setuptools
 	$(call PIP_LOCKED,$(BIN)) -e '.[test]'
 	touch $(VENV)/.installed $@
 
