@@ -119,6 +119,17 @@ class GitRepo:
         proc = self.git("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
+    def git_path(self, name: str) -> Path:
+        """Where git keeps ``name`` (``index``, ``HEAD``…) for this checkout: a linked worktree has
+        its own index, and ``GIT_INDEX_FILE`` moves it (``git rev-parse --git-path``)."""
+        out = self.git_text("rev-parse", "--git-path", name).strip()
+        return Path(out) if os.path.isabs(out) else self.root / out
+
+    def uncommitted(self, paths: Iterable[str]) -> str:
+        """``git status --porcelain`` lines of ``paths`` that differ from HEAD (staged, unstaged or
+        untracked); empty when they are all clean."""
+        return self.git_text("status", "--porcelain", "--untracked-files=all", "--", *paths).strip()
+
     def is_ancestor(self, older: str, newer: str) -> bool:
         return self.git("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
 
@@ -237,15 +248,110 @@ class CommitWriter:
                              commit, ZERO_SHA, check=False)
         if proc.returncode != 0:
             if self.repo.try_resolve(f"refs/heads/{branch}"):
-                raise UsageError(f"branch '{branch}' already exists",
+                # It did not exist when the proposal started: a concurrent one won the race.
+                raise UsageError(f"branch '{branch}' already exists: another process created it "
+                                 "while modelgit was working; nothing was committed",
                                  hint="pass --branch NAME, or delete it: git branch -D " + branch)
             raise GitError(f"could not create branch '{branch}': "
                            f"{proc.stderr.decode('utf-8', 'replace').strip()}")
 
-    def move_branch(self, branch: str, new: str, old: str) -> None:
-        """Move a branch from ``old`` to ``new`` only if nobody moved it meanwhile."""
-        proc = self.repo.git("update-ref", "-m", "modelgit proposal", f"refs/heads/{branch}",
-                             new, old, check=False)
-        if proc.returncode != 0:
-            raise GitError(f"branch '{branch}' moved while modelgit was working; nothing was changed",
-                           hint="run the command again")
+    def commit_on_current_branch(self, branch: str, new: str, old: str,
+                                 changes: Mapping[str, tuple[str, str] | None], reason: str) -> None:
+        """Move the checked-out ``branch`` from ``old`` to ``new`` and bring the index and working
+        tree of the changed paths along, in git's own safe order, so that the branch and the index
+        never disagree about the paths changed:
+
+        1. take ``index.lock`` (as every git command that writes the index does); if another git
+           process holds it, nothing is changed;
+        2. under the lock, check again that the branch is at ``old`` and the paths are clean, and
+           build the next index in a temporary file: the current index with ``changes``;
+        3. move the branch from ``old`` to ``new`` atomically (``update-ref`` with the old value):
+           if another process moved it meanwhile, nothing is changed;
+        4. write the changed files into the working tree from that temporary index
+           (``checkout-index``: git's filters, line endings and symlink checks apply);
+        5. install the temporary index by writing it into ``index.lock`` and renaming the lock over
+           the index, which also releases the lock.
+
+        A failure after step 3 still installs the new index (so it never stages the reverse of
+        the commit) and raises a GitError that starts with "committed …"."""
+        index = self.repo.git_path("index")
+        lock = Path(str(index) + ".lock")
+        temp = Path(str(index) + f".modelgit-{os.getpid()}")
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            raise GitError(
+                f"another git process is changing this repository ({lock} exists); "
+                "nothing was changed",
+                hint="run the command again when it has finished; if no git process is running, "
+                     f"one crashed and left the lock behind: remove {lock}",
+            ) from None
+        env = {"GIT_INDEX_FILE": str(temp)}
+        moved = "branch '{branch}' moved while modelgit was working (another commit landed on it " \
+                "first); nothing was changed"
+        try:  # until the branch moves, any failure leaves everything as it was
+            if self.repo.current_branch() != branch or self.repo.resolve("HEAD") != old:
+                raise GitError(moved.format(branch=branch), hint="run the command again")
+            dirty = self.repo.uncommitted(changes)
+            if dirty:
+                raise UsageError("the files this change touches have uncommitted edits; nothing was "
+                                 "changed", hint="commit or stash them first:\n" + dirty)
+            if index.exists():
+                temp.write_bytes(index.read_bytes())
+            else:
+                self.repo.git("read-tree", old, env=env)
+            lines = [f"0 {ZERO_SHA}\t{path}" if change is None else f"{change[0]} {change[1]}\t{path}"
+                     for path, change in changes.items()]
+            self.repo.git("update-index", "--index-info", input=("\n".join(lines) + "\n").encode(),
+                          env=env)
+            proc = self.repo.git("update-ref", "-m", reason, f"refs/heads/{branch}", new, old, check=False)
+            if proc.returncode != 0:
+                raise GitError(moved.format(branch=branch), hint="run the command again")
+        except BaseException:
+            os.close(fd)
+            lock.unlink(missing_ok=True)
+            self._remove_temp_index(temp)
+            raise
+        # The commit has landed: from here on, report what happened, never "failed".
+        problem = self._checkout_paths(changes, env)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(temp.read_bytes())
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(lock, index)
+        except OSError as exc:
+            lock.unlink(missing_ok=True)
+            problem = f"the index could not be written: {exc.strerror}"
+        finally:
+            self._remove_temp_index(temp)
+        if problem:
+            raise GitError(f"committed {new[:12]} on {branch}, but the working tree could not be "
+                           f"updated: {problem}",
+                           hint="the commit is there; bring the files along with: "
+                                f"git checkout HEAD -- {' '.join(changes)}")
+
+    @staticmethod
+    def _remove_temp_index(temp: Path) -> None:
+        temp.unlink(missing_ok=True)
+        Path(str(temp) + ".lock").unlink(missing_ok=True)
+
+    def _checkout_paths(self, changes: Mapping[str, tuple[str, str] | None], env: Mapping[str, str]) -> str:
+        """Write the changed paths from the index ``env`` names into the working tree; the reason
+        it failed, or an empty string."""
+        present = [path for path, change in changes.items() if change is not None]
+        if present:
+            proc = self.repo.git("checkout-index", "-u", "-f", "--", *present, env=env, check=False)
+            if proc.returncode != 0:
+                return proc.stderr.decode("utf-8", "replace").strip() or "git checkout-index failed"
+        for path in (p for p, change in changes.items() if change is None):
+            target = self.repo.root / path
+            if any((self.repo.root / parent).is_symlink() for parent in Path(path).parents
+                   if str(parent) != "."):
+                continue  # never delete through a symlinked directory
+            try:
+                if target.is_symlink() or target.is_file():
+                    target.unlink()
+            except OSError as exc:
+                return f"{path}: {exc.strerror}"
+        return ""
