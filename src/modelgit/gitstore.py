@@ -59,20 +59,26 @@ class GitRepo:
         start = Path(path)
         if not start.exists():
             raise UsageError(f"{start}: no such directory", hint="pass the path of a git repository")
-        proc = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel", "--git-common-dir"],
-            cwd=start if start.is_dir() else start.parent,
-            capture_output=True,
-            text=True,
-        )
+        cwd = start if start.is_dir() else start.parent
+        # --show-toplevel fails in a bare repository (a server's copy, `git clone --bare`), which
+        # has objects and refs but no working tree: ask which kind it is first.
+        proc = subprocess.run(["git", "rev-parse", "--is-bare-repository", "--git-common-dir"],
+                              cwd=cwd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise UsageError(
                 f"{start.resolve()}: not a git repository",
                 hint="run modelgit inside a git repository, or create one with 'modelgit init DIR'",
             )
-        top, git_dir = proc.stdout.splitlines()[:2]
-        root = Path(top)
-        return cls(root, (root / git_dir).resolve() if not os.path.isabs(git_dir) else Path(git_dir))
+        bare, git_dir = proc.stdout.splitlines()[:2]
+        common = (cwd / git_dir).resolve() if not os.path.isabs(git_dir) else Path(git_dir)
+        if bare == "true":
+            return cls(common, common)
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True,
+                             text=True)
+        if top.returncode != 0:  # inside .git of a repository with a working tree
+            raise UsageError(f"{start.resolve()}: inside a git directory, not a working tree",
+                             hint="run modelgit in the repository's top-level directory")
+        return cls(Path(top.stdout.strip()), common)
 
     # -- low level -------------------------------------------------------------------------
     def git(
@@ -103,6 +109,10 @@ class GitRepo:
         proc = self.git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}",
                         check=False)
         if proc.returncode != 0:
+            if not self.git_text("for-each-ref", "--count=1").strip():
+                raise UsageError(f"{self.root}: the repository has no commits yet",
+                                 hint="commit the registry first: git add registry && git commit -m "
+                                      "'Add the model registry'")
             raise UsageError(
                 f"unknown git ref '{ref}'",
                 hint="name a branch, tag or commit that exists (see 'git branch -a')",
