@@ -200,3 +200,23 @@ def test_concurrent_proposals_on_the_current_branch_win_or_say_they_lost(example
     assert git_raw(r, "status", "--porcelain", "--untracked-files=all") == ""
     assert r.git("diff", "--cached", "--name-only") == ""
     assert not [p.name for p in (r.root / ".git").iterdir() if "index." in p.name or p.name.endswith(".lock")]
+
+
+def test_a_proposal_whose_branch_another_process_creates_meanwhile_says_it_lost(example_repo: Repo, cli) -> None:
+    r = example_repo
+    branch = "modelgit/calling_score/promote-v2.0-real"
+    marker = r.root.parent / "hook-fired"
+    hook = r.root / ".git" / "hooks" / "post-index-change"
+    hook.parent.mkdir(exist_ok=True)
+    # The first index modelgit writes (its temporary one, while it builds the commit): another
+    # git process creates the very branch the proposal is about to create.
+    hook.write_text(f'#!/bin/sh\nif [ ! -e "{marker}" ]; then\n  touch "{marker}"\n'
+                    f'  git branch {branch} HEAD\nfi\n')
+    hook.chmod(0o755)
+    head = r.head()
+    err = fails(cli, "-C", str(r.root), "promote", "calling_score", "v2.0-real", code=2)
+    assert marker.exists()
+    assert err.startswith(f"error: branch '{branch}' already exists: another process created it while "
+                          "modelgit was working; nothing was committed\n"), err
+    assert r.git("rev-parse", branch) == head  # the other process's branch, untouched
+    assert sorted(branches(r)) == sorted(["main", branch]) and r.head() == head
