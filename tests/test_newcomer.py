@@ -37,6 +37,14 @@ def test_registry_open_accepts_a_bare_repository(score: Any, tmp_path: Path, cli
                                         text=True, check=True).stdout.strip()
     code, out, err = cli("-C", str(bare), "validate", "--ref", "main")
     assert code == 0, out + err
+    # Proposals work there too (from git objects alone); committing "on the current branch" needs
+    # a working tree, and says so.
+    code, out, err = cli("-C", str(bare), "weight", "score", "v1", "0.75", "--ref", "main")
+    assert code == 0, out + err
+    code, out, err = cli("-C", str(bare), "weight", "score", "v1", "0.75", "--on-current-branch")
+    assert (code, out) == (2, "")
+    assert err.startswith("error: --on-current-branch needs a working tree; this is a bare repository\n")
+    assert not (bare / "index").exists() and not (bare / "index.lock").exists()
 
 
 # -- an empty repository ------------------------------------------------------------------------------

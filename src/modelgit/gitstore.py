@@ -129,6 +129,11 @@ class GitRepo:
         proc = self.git("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
+    @property
+    def bare(self) -> bool:
+        """A repository without a working tree (``discover`` roots it at its git directory)."""
+        return self.root == self.git_dir
+
     def git_path(self, name: str) -> Path:
         """Where git keeps ``name`` (``index``, ``HEAD``…) for this checkout: a linked worktree has
         its own index, and ``GIT_INDEX_FILE`` moves it (``git rev-parse --git-path``)."""

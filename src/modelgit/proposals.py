@@ -599,6 +599,9 @@ def apply(
     writer = CommitWriter(repo)
     current = None
     if on_current_branch:
+        if repo.bare:
+            raise UsageError("--on-current-branch needs a working tree; this is a bare repository",
+                             hint="drop --on-current-branch to propose on a new branch")
         current = repo.current_branch()
         if current is None:
             raise UsageError("HEAD is detached; --on-current-branch needs a checked-out branch",
