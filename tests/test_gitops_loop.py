@@ -335,3 +335,23 @@ def test_runtime_refuses_a_commit_that_takes_a_model_offline(example_repo: Repo)
     with pytest.raises(InvalidError, match="no active version"):
         reg.route("calling_score", key="k")
     reg.close()
+
+
+def test_retire_takes_a_model_out_of_service_and_promote_brings_it_back(example_repo: Repo, cli: Any) -> None:
+    r = example_repo
+    ok(cli, "-C", str(r.root), "retire", "calling_score")
+    branch = "modelgit/calling_score/retire"
+    data = yaml.safe_load(at(r, branch))
+    assert data["retired"] is True and "traffic" not in data
+    assert {v["version"]: v["status"] for v in data["versions"]} == {"v1.0-hybrid": "deprecated",
+                                                                   "v2.0-real": "archived"}
+    assert list(data)[:3] == ["name", "description", "owner"] and list(data).index("retired") == \
+        list(data).index("task") + 1
+    ok(cli, "-C", str(r.root), "validate", "--ref", branch, "--base", "main")
+    merge(r, branch)
+    _, err = fails(cli, "-C", str(r.root), "retire", "calling_score")
+    assert err.startswith("error: 'calling_score' is retired already; nothing to change")
+    ok(cli, "-C", str(r.root), "promote", "calling_score", "v1.0-hybrid")
+    back = yaml.safe_load(at(r, "modelgit/calling_score/promote-v1.0-hybrid"))
+    assert "retired" not in back and back["versions"][0]["status"] == "active"
+    ok(cli, "-C", str(r.root), "validate", "--ref", "modelgit/calling_score/promote-v1.0-hybrid", "--base", "main")

@@ -7,6 +7,7 @@ with PyYAML (the program writes with ruamel.yaml), the commit's tree listed by g
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -75,7 +76,7 @@ def test_register_a_new_hosted_model(example_repo: Repo, cli: Any) -> None:
        "--model-id", "meta-llama/llama-3.1-8b-instruct", "--task", "generation", "--trained", "2025-07-23")
     data = at(r, "modelgit/team/drafter/register-1", "registry/models/team/drafter.yaml")
     assert data == {"name": "team/drafter", "task": "generation",
-                    "versions": [{"version": "1", "status": "staging", "trained": "2025-07-23",
+                    "versions": [{"version": "1", "status": "staging", "trained": datetime.date(2025, 7, 23),
                                   "artifact": {"provider": "openrouter",
                                                "model_id": "meta-llama/llama-3.1-8b-instruct"}}]}
 

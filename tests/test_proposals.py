@@ -9,6 +9,7 @@ ruamel.yaml the program writes with), commit trailers parsed by git itself.
 
 from __future__ import annotations
 
+import datetime
 import glob
 import hashlib
 import os
@@ -308,10 +309,11 @@ def test_register_copies_a_local_onnx_file_with_its_digest_and_signature(
         "status": "staging",
         "artifact": {"path": target, "sha256": hashlib.sha256(data).hexdigest(), "signature": signature(10)},
         "data_source": "real_outcomes",
-        "trained": "2026-03-01",
+        "trained": datetime.date(2026, 3, 1),  # PyYAML reads a date: it was written unquoted
         "metrics": {"rmse": 51.2},
         "improvements": ["more data"],
     }
+    assert "    trained: 2026-03-01\n" in show_bytes(r, branch, MODEL).decode()
     # Appended as the newest version; the rest of the file is byte for byte the same.
     old_text = show_bytes(r, "main", MODEL).decode()
     new_text = show_bytes(r, branch, MODEL).decode()
@@ -352,7 +354,7 @@ def test_register_records_a_uri_artifact_with_its_sha256(example_repo: Repo, cli
     assert r.git("diff", "--name-only", "main", branch) == MODEL  # nothing downloaded or copied
     entry = model_at(r, branch)["versions"][-1]
     assert entry == {"version": "v3.0", "status": "staging", "weight": 0.25,
-                     "artifact": {"uri": URI, "sha256": URI_SHA}, "trained": "2026-03-01"}
+                     "artifact": {"uri": URI, "sha256": URI_SHA}, "trained": datetime.date(2026, 3, 1)}
     assert f"Artifact: {URI}" in r.git("log", "-1", "--format=%b", branch)
 
 
@@ -552,7 +554,7 @@ def test_register_keeps_the_comment_above_the_next_block_in_place(hand_repo: Rep
         "        artifact:\n"
         "            uri: https://models.example/ranker/1.2.onnx\n"
         f"            sha256: {'e' * 64}\n"
-        "        trained: '2026-03-01'\n"
+        "        trained: 2026-03-01\n"  # a date is written as people write it: unquoted
     )
     anchor = f'            sha256: "{"b" * 64}"   # quoted digest\n'
     assert new == HAND_WRITTEN.replace(anchor, anchor + block)
@@ -821,7 +823,7 @@ BAD = [
      ["error: cannot promote archived version 'v2.0-real' of 'calling_score'\n"
       "hint: only staging or deprecated versions can become active\n"]),
     ("promote active", None, ["promote", "calling_score", "v1.0-hybrid"], 1,
-     ["error: 'calling_score' version 'v1.0-hybrid' is already active\n"]),
+     ["error: 'calling_score' version 'v1.0-hybrid' is already active; nothing to change\n"]),
     ("deprecate staging", None, ["deprecate", "calling_score", "v2.0-real"], 1,
      ["error: cannot deprecate staging version 'v2.0-real' of 'calling_score'\n"]),
     ("split sum", None, ["split", "calling_score", "v1.0-hybrid=80", "v2.0-real=30"], 1,

@@ -147,6 +147,11 @@ MODEL_CASES = [
     ok("empty-traffic", changed(BASE_MODEL, ("traffic",), {})),  # the rules refuse it, not the schema
     ok("empty-policy", changed(BASE_MODEL, ("policy",), {})),
     ok("empty-signature-lists", changed(BASE_MODEL, SIG, {"inputs": [], "outputs": []})),
+    # -- a per-version description (issue 8.9): text only ----------------------------------------
+    ok("version-description", changed(BASE_MODEL, (*V1, "description"), "Trained on the hybrid set.")),
+    ok("version-description-empty", changed(BASE_MODEL, (*V2, "description"), "")),
+    bad("version-description-list", changed(BASE_MODEL, (*V1, "description"), ["two", "lines"])),
+    bad("version-description-null", changed(BASE_MODEL, (*V1, "description"), None)),
     bad("bool-weight", changed(BASE_MODEL, (*V1, "weight"), True)),
     bad("bool-traffic", changed(BASE_MODEL, ("traffic", "v2.0"), False)),
     bad("bool-metric", changed(BASE_MODEL, (*V1, "metrics", "rmse"), True)),

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modelgit.errors import Finding, InvalidError, ModelgitError, UsageError
+from modelgit.errors import Finding, InputError, InvalidError, ModelgitError, UsageError
 
 __all__ = [
     "Finding",
     "HostedModel",
+    "InputError",
     "InvalidError",
     "ModelgitError",
     "Registry",

@@ -37,8 +37,11 @@ def run_proposal(obj: Any, model: str, plan: Callable[[Any], Any], ref: str, bra
 
     repo = obj.repo()
     validator = Validator(repo)
-    # With --on-current-branch the change goes on top of HEAD; apply() refuses a --ref that names
-    # another commit instead of silently ignoring it.
+    # With --on-current-branch the change goes on top of HEAD: a --ref that names another commit
+    # is refused instead of silently ignored. (If HEAD moves after this, apply() says so.)
+    if on_current_branch and repo.resolve(ref) != repo.resolve("HEAD"):
+        raise UsageError("--on-current-branch commits on top of HEAD, but --ref names another commit",
+                         hint="drop --ref, or check out the branch you want to commit on")
     base = proposals.load_base(validator.loader, ref, model, whole_if_missing=whole_if_missing)
     proposal = plan(base)
     outcome = proposals.apply(repo, proposal, validator=validator, base=base, branch=branch,
@@ -98,6 +101,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     @click.option("--migration-notes", default=None, metavar="TEXT", help="How callers migrate.")
     @click.option("--data-source", default=None, metavar="NAME", help="Where the training data came from.")
     @click.option("--weight", type=click.FloatRange(0, 1), default=None, help="Blend weight (0..1).")
+    @click.option("--description", default=None, metavar="TEXT", help="What this version is, in a sentence.")
     @click.option("--trained", default=None, metavar="YYYY-MM-DD", help="Training date (default: today).")
     @click.option("--task", type=click.Choice(["regression", "binary-classification", "multiclass",
                                                "generation"]), default=None,
@@ -108,7 +112,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
                  provider: str | None, hosted_id: str | None, metrics: tuple[str, ...],
                  improvements: tuple[str, ...], breaking: tuple[str, ...],
                  migration_notes: str | None, data_source: str | None, weight: float | None,
-                 trained: str | None, task: str | None, **opts: Any) -> int:
+                 description: str | None, trained: str | None, task: str | None, **opts: Any) -> int:
         """Register VERSION of MODEL (status staging) from an ONNX file, a URI, or a hosted model
         (--provider P --model-id ID)."""
         import os
@@ -121,7 +125,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         new = proposals.NewVersion(
             artifact=artifact, sha256=sha256, provider=provider, model_id=hosted_id, metrics=_parse_metrics(metrics),
             improvements=improvements, breaking_changes=breaking, migration_notes=migration_notes,
-            data_source=data_source, weight=weight, trained=trained, task=task,
+            data_source=data_source, weight=weight, trained=trained, task=task, description=description,
         )
         return run_proposal(obj, model, lambda s: proposals.plan_register(s, model, version, new),
                             whole_if_missing=task is None, **opts)
@@ -160,8 +164,20 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     lifecycle("promote", "plan_promote",
               "Make VERSION active; the previous active version becomes deprecated and traffic "
               "that no longer applies is cleared.")
-    lifecycle("deprecate", "plan_deprecate", "Deprecate the active VERSION (still loadable by pin).")
+    lifecycle("deprecate", "plan_deprecate", "Deprecate the active VERSION (still loadable by pin); refused "
+              "when it would leave the model with no active version (use promote or retire).")
     lifecycle("archive", "plan_archive", "Archive a staging or deprecated VERSION (no longer loadable).")
+
+    @cli.command()
+    @click.argument("model")
+    @proposal_options
+    @pass_context
+    def retire(obj: Any, model: str, **opts: Any) -> int:
+        """Take MODEL out of service on purpose: retired: true, the active version deprecated,
+        staging versions archived (promote a version to bring it back)."""
+        from modelgit import proposals
+
+        return run_proposal(obj, model, lambda s: proposals.plan_retire(s, model), **opts)
 
     @cli.command()
     @click.argument("model")

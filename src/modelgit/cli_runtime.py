@@ -9,14 +9,6 @@ import click
 
 from modelgit.errors import EXIT_OK, ModelgitError, UsageError
 
-# onnxruntime's tensor types → numpy dtype names (the ones a .npy file can carry)
-_ORT_DTYPES = {
-    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
-    "tensor(int8)": "int8", "tensor(int16)": "int16", "tensor(int32)": "int32",
-    "tensor(int64)": "int64", "tensor(uint8)": "uint8", "tensor(uint16)": "uint16",
-    "tensor(uint32)": "uint32", "tensor(uint64)": "uint64", "tensor(bool)": "bool",
-}
-
 
 def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> None:
     @cli.command()
@@ -62,6 +54,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
 
         import numpy as np
 
+        from modelgit.runtime.inputs import input_problem
         from modelgit.runtime.registry import HostedModel, Registry
 
         inputs = _read_inputs(input_path)
@@ -78,7 +71,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
             if isinstance(session, HostedModel):
                 raise UsageError(f"'{name}' version '{version}' is hosted by {session.provider}; "
                                  f"call the provider with {session.model_id}")
-            problem = _input_problem(session, inputs)
+            problem = input_problem(session, inputs, given="the .npz")
             if problem is None:
                 try:
                     outputs = reg.run(f"{name}:{version}", inputs)
@@ -117,36 +110,3 @@ def _read_inputs(input_path: str) -> Any:
         raise UsageError(f"{input_path}: cannot read it as .npy/.npz: {reason[:200]}",
                          hint="save the input with numpy.save (one array) or numpy.savez "
                               "(one array per input name)") from None
-
-
-def _input_problem(session: Any, inputs: Any) -> str | None:
-    """Why ``inputs`` cannot feed ``session`` (names, rank, fixed dimensions, dtype), or None."""
-    import numpy as np
-
-    expected = session.get_inputs()
-    names = [arg.name for arg in expected]
-    if isinstance(inputs, dict):
-        missing = [n for n in names if n not in inputs]
-        extra = [n for n in inputs if n not in names]
-        if missing or extra:
-            return (f"the model takes inputs {', '.join(names)}; the .npz has "
-                    f"{', '.join(inputs) or 'no arrays'}")
-        feed = inputs
-    else:
-        if len(names) != 1:
-            return (f"the model takes {len(names)} inputs ({', '.join(names)}); pass an .npz "
-                    "with one array per input name")
-        feed = {names[0]: inputs}
-    for arg in expected:
-        array = np.asarray(feed[arg.name])
-        shape = arg.shape if isinstance(arg.shape, list) else []
-        want = "[" + ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in shape) + "]"
-        dtype = _ORT_DTYPES.get(arg.type)
-        if len(shape) != array.ndim or any(
-            isinstance(d, int) and d != n for d, n in zip(shape, array.shape, strict=False)
-        ):
-            return (f"input '{arg.name}' must have shape {want}, got {list(array.shape)}")
-        if dtype is not None and array.dtype != np.dtype(dtype):
-            return (f"input '{arg.name}' must be {dtype}, got {array.dtype} "
-                    f"(convert it: array.astype(numpy.{dtype}))")
-    return None

@@ -97,6 +97,11 @@ class UsageError(ModelgitError):
     exit_code = EXIT_USAGE
 
 
+class InputError(UsageError, ValueError):
+    """An input array does not fit the model (names, shape, dtype): raised by ``Registry.run``.
+    Also a ValueError, what numpy-minded callers catch for a wrong shape."""
+
+
 class GitError(ModelgitError):
     """A git command failed in a way the user can act on."""
 

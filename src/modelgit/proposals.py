@@ -29,7 +29,7 @@ VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 SERVABLE = ("active", "staging")
 # Actions whose commits change what serves; `rollback` looks for the newest of these.
 SERVING_ACTIONS = frozenset(
-    {"promote", "deprecate", "archive", "weight", "split", "ab-start", "ab-stop", "rollback"}
+    {"promote", "deprecate", "archive", "weight", "split", "ab-start", "ab-stop", "rollback", "retire"}
 )
 
 
@@ -123,7 +123,7 @@ def plan_promote(snapshot: Snapshot, model_id: str, version: str, action: str = 
     model = _model(snapshot, model_id)
     target = model.require_version(version, model_id)
     if target.status == "active":
-        raise InvalidError(f"'{model_id}' version '{version}' is already active")
+        raise InvalidError(f"'{model_id}' version '{version}' is already active; nothing to change")
     if target.status not in ("staging", "deprecated"):
         raise InvalidError(f"cannot promote {target.status} version '{version}' of '{model_id}'",
                            hint="only staging or deprecated versions can become active")
@@ -135,6 +135,8 @@ def plan_promote(snapshot: Snapshot, model_id: str, version: str, action: str = 
                 item["status"] = "deprecated"
         _find(data, version)["status"] = "active"
         _prune_traffic(data)
+        if "retired" in data:  # promoting a version of a retired model brings it back into service
+            yamledit.delete(data, "retired")
 
     was = f" (was {previous.version})" if previous else ""
     return Proposal(model_id, action, version, f"{model_id}: promote {version} to active{was}",
@@ -153,6 +155,29 @@ def plan_deprecate(snapshot: Snapshot, model_id: str, version: str) -> Proposal:
         _prune_traffic(data)
 
     return Proposal(model_id, "deprecate", version, f"{model_id}: deprecate {version}",
+                    snapshot.commit or "", _edit(snapshot, model_id, change))
+
+
+def plan_retire(snapshot: Snapshot, model_id: str) -> Proposal:
+    """Take a model out of service on purpose: ``retired: true``, its active version deprecated
+    (still loadable by pin), staging versions archived, the traffic split removed."""
+    model = _model(snapshot, model_id)
+    if model.retired:
+        raise InvalidError(f"'{model_id}' is retired already; nothing to change")
+
+    def change(data: Any) -> None:
+        for item in data["versions"]:
+            if item.get("status") == "active":
+                item["status"] = "deprecated"
+            elif item.get("status") == "staging":
+                item["status"] = "archived"
+        if "traffic" in data:
+            yamledit.delete(data, "traffic")
+        keys = list(data)
+        yamledit.insert(data, keys.index("task") + 1 if "task" in keys else len(keys), "retired", True)
+
+    active = f" (deprecates {model.active.version})" if model.active else ""
+    return Proposal(model_id, "retire", None, f"{model_id}: retire, out of service on purpose{active}",
                     snapshot.commit or "", _edit(snapshot, model_id, change))
 
 
@@ -183,6 +208,9 @@ def plan_weight(snapshot: Snapshot, model_id: str, version: str, weight: float) 
     if not 0 <= weight <= 1:
         raise UsageError(f"weight {weight:g} is outside [0, 1]", hint="a blend weight is between 0 and 1")
     old = target.weight
+    if old is not None and float(old) == weight:
+        raise InvalidError(f"the weight of '{model_id}' version '{version}' is already {weight:g}; "
+                           "nothing to change")
 
     def change(data: Any) -> None:
         item = _find(data, version)
@@ -251,6 +279,9 @@ def plan_split(snapshot: Snapshot, model_id: str, split: Mapping[str, float]) ->
     if abs(total - 100) > 1e-9:
         raise InvalidError(f"split sums to {total:g}, not 100", hint="make the percentages add up to 100")
     text = "/".join(f"{_number(p)}" for p in split.values())
+    if {v: float(p) for v, p in model.split().items()} == {v: float(p) for v, p in split.items()}:
+        raise InvalidError(f"'{model_id}' already splits its traffic {text} ({'/'.join(split)}); "
+                           "nothing to change")
 
     def change(data: Any) -> None:
         _set_traffic(data, split)
@@ -318,8 +349,9 @@ class NewVersion:
     data_source: str | None = None
     status: str = "staging"
     weight: float | None = None
-    trained: str | None = None
+    trained: str | None = None  # YYYY-MM-DD; today when not given
     task: str | None = None  # needed only when the model is new
+    description: str | None = None
 
 
 def is_uri(text: str) -> bool:
@@ -376,6 +408,18 @@ def _signature_data(signature: dict[str, Any]) -> Any:
             for t in signature[part]
         ]
     return out
+
+
+def _training_date(text: str | None) -> _dt.date:
+    if text is None:
+        return _dt.date.today()
+    try:
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            raise ValueError(text)
+        return _dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--trained '{text}' is not a date", hint="write it as YYYY-MM-DD, e.g. 2026-01-31") \
+            from None
 
 
 def plan_register(snapshot: Snapshot, model_id: str, version: str, new: NewVersion) -> Proposal:
@@ -441,13 +485,18 @@ def plan_register(snapshot: Snapshot, model_id: str, version: str, new: NewVersi
     entry = CommentedMap()
     entry["version"] = version
     entry["status"] = new.status
+    if new.description:
+        entry["description"] = new.description
     if new.weight is not None:
         entry["weight"] = new.weight
     entry["artifact"] = artifact
     if new.data_source:
         entry["data_source"] = new.data_source
-    if new.trained or not hosted:  # a hosted model was trained by its provider: no date of ours
-        entry["trained"] = new.trained or _dt.date.today().isoformat()
+    # A date object, not a string: ruamel.yaml writes it plain (trained: 2026-01-31), as people
+    # write dates; the strict loader reads it back as text. A hosted model was trained by its
+    # provider: no date of ours unless one is given.
+    if new.trained or not hosted:
+        entry["trained"] = _training_date(new.trained)
     if new.metrics:
         entry["metrics"] = yamledit.flow(dict(new.metrics))
     if new.improvements:
@@ -704,6 +753,11 @@ def apply(
     validator = validator or Validator(repo)
     base = base or validator.loader.load(proposal.base_commit)
     reverts = [proposal.extra_trailers["Modelgit-Reverts"]] if "Modelgit-Reverts" in proposal.extra_trailers else []
+    if all(path in base.entries and base.read(path) == data for path, data in proposal.changes.items()
+           if data is not None) and all(path not in base.entries for path, data in proposal.changes.items()
+                                        if data is None):
+        raise InvalidError(f"{proposal.subject}: the registry at {proposal.base_commit[:12]} says so "
+                           "already; nothing to change")
     validate_change(validator, base, proposal.changes, [proposal.model], reverts)
     diff = render_diff(base, proposal.changes)
     if dry_run:
@@ -711,19 +765,16 @@ def apply(
     writer = CommitWriter(repo)
     current = None
     if on_current_branch:
+        if repo.bare:
+            raise UsageError("--on-current-branch needs a working tree; this is a bare repository",
+                             hint="drop --on-current-branch to propose on a new branch")
         current = repo.current_branch()
         if current is None:
             raise UsageError("HEAD is detached; --on-current-branch needs a checked-out branch",
                              hint="check out a branch, or drop --on-current-branch to propose on a new one")
-        if repo.resolve("HEAD") != proposal.base_commit:
-            raise UsageError("--on-current-branch commits on top of HEAD, but --ref names another commit",
-                             hint="drop --ref, or check out the branch you want to commit on")
-        status = repo.git_text("status", "--porcelain", "--untracked-files=all", "--", *proposal.changes)
-        dirty = "\n".join(line for line in status.splitlines()
-                          if not _untracked_copy(repo, line, proposal.changes)).strip()
-        if dirty:
-            raise UsageError("the files this change touches have uncommitted edits; nothing was changed",
-                             hint="commit or stash them first:\n" + dirty)
+        # Whether HEAD is still the base and the touched files are clean is checked under git's
+        # index lock, right before the branch moves (CommitWriter.commit_on_current_branch): a
+        # check made here could be stale by then.
         target_branch = current
     else:
         target_branch = branch or proposal.default_branch()
@@ -740,8 +791,8 @@ def apply(
     tree = writer.write_tree(proposal.base_commit, tree_changes)
     commit = writer.commit(tree, [proposal.base_commit], proposal.message)
     if current is not None:
-        writer.move_branch(current, commit, proposal.base_commit)
-        _sync_worktree(repo, commit, proposal.changes)
+        writer.commit_on_current_branch(current, commit, proposal.base_commit, tree_changes,
+                                        f"modelgit: {proposal.subject}")
     else:
         writer.create_branch(target_branch, commit)
     pushed = None
@@ -756,29 +807,6 @@ def apply(
                                 f"git push {push} {target_branch}")
         pushed = push
     return Outcome(proposal, target_branch, commit, diff, pushed, current is not None)
-
-
-def _untracked_copy(repo: GitRepo, status_line: str, changes: Mapping[str, bytes | None]) -> bool:
-    """True for an untracked file that already holds exactly the bytes the change commits (a
-    dataset saved under registry/ and then attached): committing it loses nothing of the user's."""
-    if not status_line.startswith("?? "):
-        return False
-    path = status_line[3:]
-    if changes.get(path) is None:
-        return False  # also a quoted (unusual) name: then it is not in changes either
-    target = repo.root / path
-    return not target.is_symlink() and target.is_file() and target.read_bytes() == changes[path]
-
-
-def _sync_worktree(repo: GitRepo, commit: str, changes: Mapping[str, bytes | None]) -> None:
-    """After committing on the current branch, bring exactly the touched files (index and working
-    tree) to the new commit; they were checked clean before, so nothing of the user's is lost."""
-    present = [p for p, d in changes.items() if d is not None]
-    gone = [p for p, d in changes.items() if d is None]
-    if present:
-        repo.git("checkout", commit, "--", *present)
-    if gone:
-        repo.git("rm", "-q", "--ignore-unmatch", "--", *gone)
 
 
 # -- rollback -----------------------------------------------------------------------------------

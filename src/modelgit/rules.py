@@ -200,7 +200,8 @@ def _base_rules(base: Model | None, head: Model | None,
                f"the change leaves '{base.name}' with no active version: it served "
                f"'{base.active.version}' and would go offline",
                f"promote another version in the same change (modelgit promote {base.name} VERSION), "
-               "or take the model out of service on purpose with 'retired: true'")
+               f"or take the model out of service on purpose: modelgit retire {base.name} "
+               "(sets 'retired: true')")
     if base.evaluation is not None and head.evaluation is None and head.active is not None:
         yield (("evaluation",), "BASE005",
                f"the change removes the evaluation of '{base.name}' while it serves: the CI gate "

@@ -112,6 +112,7 @@ Artifact = FileArtifact | UriArtifact | HostedArtifact
 class Version(_Spec):
     version: VersionId
     status: Status
+    description: Omittable[str] = None
     artifact: Artifact
     weight: Omittable[Annotated[Number, Field(ge=0, le=1)]] = None
     data_source: Omittable[str] = None

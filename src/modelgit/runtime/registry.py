@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelgit.errors import GitError, InvalidError, ModelgitError, UsageError
+from modelgit.errors import GitError, InputError, InvalidError, ModelgitError, UsageError
 from modelgit.gitstore import GitRepo
 from modelgit.runtime.router import BUCKETS, RouteTable, _hash
 from modelgit.snapshot import Loader, Snapshot
@@ -80,6 +80,24 @@ class _Loaded:
     def standing_in_for(self, version: str) -> _Loaded:
         return _Loaded(self.version, self.session, self.input_names, self.weight, self.sha256,
                        self.first_input, self.run, version)
+
+
+def _input_error(model: str, loaded: _Loaded, inputs: Any, exc: Exception) -> Exception:
+    """An InputError naming the input, what it expects and what it got, when that is why
+    onnxruntime refused ``inputs``; else ``exc`` itself."""
+    from modelgit.runtime.inputs import input_problem
+
+    if loaded.run is None or loaded.session is None:
+        return exc
+    try:
+        problem = input_problem(loaded.session, inputs)
+    except Exception:  # a diagnosis must never hide the original error
+        return exc
+    if problem is None:
+        return exc
+    name = model.partition(":")[0]
+    return InputError(f"'{name}' version '{loaded.version}': {problem}",
+                      hint=f"the inputs and outputs of each version: modelgit show {name} --json")
 
 
 @dataclass
@@ -282,16 +300,19 @@ class Registry:
                              f"{hosted.provider}; call the provider with {hosted.model_id}") from None
         entry = state.models.get(model)  # None for a pin: a pinned version never falls back
         if entry is None or entry.active is None or loaded.version == entry.active:
-            raise exc
+            raise _input_error(model, loaded, inputs, exc) from exc
         active = entry.loaded.get(entry.active)
         if active is None or active.run is None:
-            raise exc
+            raise _input_error(model, loaded, inputs, exc) from exc
         # The routed (staging) version failed on this input: the active one answers, and why
         # is counted; if the active one fails too, the input is the problem and its error stands.
         self._stats.run_errors[(model, loaded.version)] += 1
         self._stats.last_run_error[(model, loaded.version)] = str(exc).strip()[:300]
         feed = inputs if isinstance(inputs, dict) else {active.first_input: inputs}
-        return active.run(output_names, feed)
+        try:
+            return active.run(output_names, feed)
+        except Exception as again:
+            raise _input_error(model, active, inputs, again) from again
 
     # -- introspection -----------------------------------------------------------------------------
     @property
