@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -527,10 +528,9 @@ def plan_register(snapshot: Snapshot, model_id: str, version: str, new: NewVersi
                     snapshot.commit or "", changes, body=f"Artifact: {where}")
 
 
-def _read_repo_file(root: Any, location: str) -> tuple[str, bytes]:
+def _read_repo_file(root: str | os.PathLike[str], location: str) -> tuple[str, bytes]:
     """(repo-relative path, bytes) of a regular file inside the repository at ``root``, under
     registry/; a clear error for a file outside it, a symlink, a FIFO or a device."""
-    import os
     import stat
     from pathlib import Path
 
@@ -563,7 +563,7 @@ def _read_repo_file(root: Any, location: str) -> tuple[str, bytes]:
         raise InvalidError(f"{location}: cannot read it: {exc.strerror}") from None
 
 
-def plan_dataset(snapshot: Snapshot, model_id: str, root: Any, location: str) -> Proposal:
+def plan_dataset(snapshot: Snapshot, model_id: str, root: str | os.PathLike[str], location: str) -> Proposal:
     """Set ``evaluation.dataset`` of ``model_id`` to the file at ``location`` (a path on disk inside
     the repository, under registry/) with its sha256. The file's arrays are checked the way ``eval``
     reads them (``allow_pickle=False``); a file not yet at the base commit is added in the same
