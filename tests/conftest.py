@@ -96,6 +96,13 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
     yield invoke
 
 
+def ok(cli: object, *args: str) -> str:
+    """Run the CLI (the ``cli`` fixture) and return its stdout; fail the test unless it exits 0."""
+    code, out, err = cli(*args)  # type: ignore[operator]
+    assert code == 0, out + err
+    return out
+
+
 def env_without_git_identity() -> dict[str, str]:
     return dict(os.environ)
 

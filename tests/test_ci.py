@@ -18,6 +18,7 @@ from conftest import ROOT, Repo, affine_onnx, make_repo, npz_bytes, sha256_hex
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 CS = "registry/models/calling_score.yaml"
+CHECKS = ("validation", "evaluation", "non-inferiority", "restore", "evaluation-changed", "policy-changed")
 
 
 def run_ok(cli: Any, *args: str) -> str:
@@ -77,7 +78,13 @@ def ci(cli: Any, r: Repo, ref: str, out: Path) -> tuple[int, str, dict[str, Any]
     assert code in (0, 1), stdout + err
     md = (out / "report.md").read_text("utf-8")
     assert stdout == md
-    return code, md, json.loads((out / "report.json").read_text("utf-8"))
+    report = json.loads((out / "report.json").read_text("utf-8"))
+    # Every decision names the check that made it, in report.md as in report.json.
+    rendered = [f"- [{d['check']}] " for d in report["decisions"]]
+    assert all(d["check"] in CHECKS for d in report["decisions"])
+    assert [line[: len(r)] for line, r in zip(md.split("### Decisions\n\n")[-1].splitlines(), rendered,
+                                              strict=False)] == rendered
+    return code, md, report
 
 
 def test_ci_passes_a_good_promotion_and_an_empty_change(example_repo: Repo, cli: Any, tmp_path: Path) -> None:

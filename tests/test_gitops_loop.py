@@ -13,16 +13,11 @@ import pytest
 import yaml
 from sklearn import metrics as skm
 
-from conftest import Repo, affine_onnx, make_repo, npz_bytes, sha256_hex
+from conftest import Repo, affine_onnx, make_repo, npz_bytes, ok, sha256_hex
+from test_ci import ci
+from test_proposals import merge
 
 CS = "registry/models/calling_score.yaml"
-CHECKS = ("validation", "evaluation", "non-inferiority", "restore", "evaluation-changed", "policy-changed")
-
-
-def ok(cli: Any, *args: str) -> str:
-    code, out, err = cli(*args)
-    assert code == 0, out + err
-    return out
 
 
 def fails(cli: Any, *args: str, code: int = 1) -> tuple[str, str]:
@@ -30,20 +25,6 @@ def fails(cli: Any, *args: str, code: int = 1) -> tuple[str, str]:
     assert got == code, out + err
     assert "Traceback" not in out + err
     return out, err
-
-
-def merge(r: Repo, branch: str, *, ff: bool = False) -> str:
-    r.git("merge", "-q", "--ff-only" if ff else "--no-ff", branch, *([] if ff else ["-m", f"Merge {branch}"]))
-    return r.head()
-
-
-def ci(cli: Any, r: Repo, ref: str, out: Path) -> tuple[int, str, dict[str, Any]]:
-    code, stdout, err = cli("-C", str(r.root), "ci", "--base", "main", "--ref", ref, "--out", str(out))
-    assert code in (0, 1), stdout + err
-    md = (out / "report.md").read_text("utf-8")
-    for line in md.split("### Decisions\n\n", 1)[-1].split("\n\n", 1)[0].splitlines() if "### Decisions" in md else []:
-        assert line.startswith(tuple(f"- [{c}] " for c in CHECKS)), line  # every decision names its check
-    return code, md, json.loads((out / "report.json").read_text("utf-8"))
 
 
 def at(r: Repo, ref: str, path: str = CS) -> bytes:

@@ -19,17 +19,11 @@ import pytest
 import yaml
 from sklearn import metrics as skm
 
-from conftest import Repo, affine_onnx, make_repo, npz_bytes
+from conftest import Repo, affine_onnx, make_repo, npz_bytes, ok
 from test_proposals import assert_nothing_changed, settle, show_bytes, state, trailers
 
 QWEN = "registry/models/openrouter/qwen-2.5-7b-instruct.yaml"
 CS = "registry/models/calling_score.yaml"
-
-
-def ok(cli: Any, *args: str) -> str:
-    code, out, err = cli(*args)
-    assert code == 0, out + err
-    return out
 
 
 def fails(cli: Any, *args: str, code: int) -> str:

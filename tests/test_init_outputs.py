@@ -15,16 +15,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from conftest import ROOT, Repo, make_repo, npz_bytes
+from conftest import ROOT, Repo, make_repo, npz_bytes, ok
 from modelgit.scaffold import init_registry
 
 WORKFLOWS = (".github/workflows/registry-ci.yml", ".github/workflows/upgrade-check.yml")
-
-
-def ok(cli: Any, *args: str) -> str:
-    code, out, err = cli(*args)
-    assert code == 0, out + err
-    return out
 
 
 def project_version() -> str:

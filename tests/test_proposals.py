@@ -26,7 +26,7 @@ import pytest
 import yaml
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import EXAMPLE, Repo, make_repo
+from conftest import EXAMPLE, Repo, make_repo, ok
 
 MODEL = "registry/models/calling_score.yaml"
 PROMOTE_BRANCH = "modelgit/calling_score/promote-v2.0-real"
@@ -145,12 +145,6 @@ def assert_untouched_except_branch(before: dict[str, Any], after: dict[str, Any]
 
 def assert_nothing_changed(before: dict[str, Any], after: dict[str, Any]) -> None:
     assert after == before
-
-
-def ok(cli: Any, *args: str) -> str:
-    code, out, err = cli(*args)
-    assert code == 0, out + err
-    return out
 
 
 def fails(cli: Any, *args: str, code: int) -> str:
