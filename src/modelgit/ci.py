@@ -324,9 +324,12 @@ def to_markdown_report(report: CiReport) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_reports(report: CiReport, out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / "report.md", out_dir / "report.json"
-    md.write_text(to_markdown_report(report), "utf-8")
-    js.write_text(json.dumps(report.as_dict(), indent=1, default=str) + "\n", "utf-8")
+def write_reports(report: CiReport, out_dir: Path, *, within: Path | None = None) -> tuple[Path, Path]:
+    """report.md and report.json in ``out_dir``; under ``within`` (the repository) never through a
+    committed symlink, and never into an existing special file (see :mod:`modelgit.outputs`)."""
+    from modelgit.outputs import write_output
+
+    md = write_output(out_dir / "report.md", to_markdown_report(report), within=within)
+    js = write_output(out_dir / "report.json", json.dumps(report.as_dict(), indent=1, default=str) + "\n",
+                      within=within)
     return md, js

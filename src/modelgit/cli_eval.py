@@ -110,10 +110,10 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         text = {"md": C.to_markdown, "html": C.to_html,
                 "json": lambda r: json.dumps(r, indent=1, default=str) + "\n"}[fmt](report)
         if out:
+            from modelgit.outputs import write_output
+
             target = Path(obj.repo_path) / out  # a relative --out is taken from the -C path, as in init
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_text(text, "utf-8")
-            os.replace(tmp, target)
+            write_output(target, text, within=repo.root)
             click.echo(f"wrote {target}: {report['verdict']} on {report['primary']}")
         else:
             click.echo(text, nl=False)
@@ -132,7 +132,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
 
         repo = obj.repo()
         report = run_ci(repo, base, ref)
-        md, js = write_reports(report, Path(obj.repo_path) / out_dir)  # relative: from the -C path
+        md, js = write_reports(report, Path(obj.repo_path) / out_dir, within=repo.root)  # relative: from -C
         click.echo(md.read_text("utf-8"), nl=False)
         click.echo(f"wrote {md} and {js}", err=True)
         return EXIT_OK if report.ok else EXIT_INVALID

@@ -14,6 +14,16 @@ EXIT_USAGE = 2
 EXIT_BUG = 3
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (newlines, escape sequences, …) written as escapes, so
+    that a file name or a value from a committed file cannot forge a line of output or drive the
+    terminal: ``evil\\nfile`` stays on one line."""
+    if text.isprintable():
+        return text  # the common case, without building a new string
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One problem in a registry: where it is, a stable code, what is wrong and how to fix it."""
@@ -31,10 +41,11 @@ class Finding:
         return f"{self.path}:{self.line}:{self.col or 1}"
 
     def render(self) -> str:
+        """One line: ``path:line:col: CODE message (hint: …)``, control characters escaped."""
         text = f"{self.location()}: {self.code} {self.message}"
         if self.hint:
             text += f" (hint: {self.hint})"
-        return text
+        return printable(text)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -77,7 +88,7 @@ class ModelgitError(Exception):
             if self.line is not None:
                 where += f":{self.line}:{self.col or 1}"
             where += ": "
-        text = f"{where}{self.message}"
+        text = printable(f"{where}{self.message}")
         for finding in self.findings:
             text += "\n  " + finding.render()
         if self.hint:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -269,18 +267,10 @@ def _stored(root: Path | None, model_id: str, version: str) -> dict[str, Any] | 
 
 
 def write_result(root: Path, result: dict[str, Any]) -> Path:
-    """Write the result file atomically (a temp file renamed over it: never half-written)."""
-    target = root / result_path(result["model"], result["version"])
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Write the result file atomically (a temp file renamed over it: never half-written), never
+    through a committed symlink under ``root`` (see :mod:`modelgit.outputs`)."""
+    from modelgit.outputs import write_output
+
     stored = {k: v for k, v in result.items() if k != "reused"}
-    fd, tmp = tempfile.mkstemp(prefix=".eval-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(stored, handle, indent=1)
-            handle.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    return write_output(root / result_path(result["model"], result["version"]),
+                        json.dumps(stored, indent=1) + "\n", within=root)
