@@ -73,3 +73,19 @@ def test_a_file_name_cannot_forge_a_line_of_output(example_repo: Repo, cli: Any)
     lines = out.splitlines()
     assert not any(line.startswith(forged) for line in lines)
     assert lines and all(line.startswith("registry/models/evil\\nregistry/models/calling_score.yaml") for line in lines)
+
+
+def test_the_library_leaves_its_hosts_gc_and_environment_alone(example_repo: Repo) -> None:
+    import gc
+
+    from modelgit import Registry
+    from modelgit.gitstore import GitRepo
+    from modelgit.validate import Validator
+
+    env, frozen, enabled = dict(os.environ), gc.get_freeze_count(), gc.isenabled()
+    assert enabled  # pytest runs with the collector on
+    report = Validator(GitRepo.discover(example_repo.root)).validate("HEAD")
+    assert report.valid and report.artifacts_checked > 0  # onnxruntime loaded the artifacts
+    with Registry.open(example_repo.root, ref="main") as reg:
+        reg.route("calling_score", key="k")
+    assert (dict(os.environ), gc.get_freeze_count(), gc.isenabled()) == (env, frozen, enabled)

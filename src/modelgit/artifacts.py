@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -104,7 +103,6 @@ def read_signature(data: bytes) -> dict[str, Any]:
     """
     if not data:
         raise InvalidError("the artifact is empty, not an ONNX model")
-    os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
     import onnxruntime as ort
 
     options = ort.SessionOptions()

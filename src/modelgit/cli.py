@@ -198,6 +198,14 @@ cli_runtime.register_commands(cli, pass_context)
 
 # -- entry point ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
+    """The ``modelgit`` process. It owns its process, so here (and only here) process-wide state
+    is tuned: onnxruntime's import-time logging quietened, the cyclic GC paused during bulk loads."""
+    import os
+
+    from modelgit import _process
+
+    os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
+    _process.tune_gc = True
     sys.exit(run(argv))
 
 
