@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,9 +62,59 @@ def read_checked(snapshot: Snapshot, path: str, sha256: str, what: str) -> bytes
     return data
 
 
+# Uncompressed bytes an evaluation dataset may hold in all; MODELGIT_MAX_DATASET_BYTES overrides.
+MAX_DATASET_BYTES = 2 * 1024**3
+
+
+def max_dataset_bytes() -> int:
+    text = os.environ.get("MODELGIT_MAX_DATASET_BYTES", "")
+    return int(text) if text.isdigit() else MAX_DATASET_BYTES
+
+
+def check_npz_sizes(data: bytes, path: str, limit: int | None = None) -> None:
+    """Refuse an .npz before anything is inflated when its members declare more than ``limit``
+    uncompressed bytes in all (a zip bomb), or when an array's header declares more data than its
+    member holds (numpy would allocate the declared size first). zipfile never inflates a member
+    past its declared size, so the declared sizes bound what reading costs."""
+    import zipfile
+
+    limit = max_dataset_bytes() if limit is None else limit
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        return  # not a zip: np.load says what it is
+    with archive:
+        total = 0
+        for info in archive.infolist():
+            total += info.file_size
+            if total > limit:
+                raise InvalidError(
+                    f"dataset {path}: its arrays declare {total:,} bytes uncompressed (member "
+                    f"'{info.filename}'), over the limit of {limit:,}",
+                    hint="use a smaller evaluation set, or raise MODELGIT_MAX_DATASET_BYTES")
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as member:
+                try:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(member)
+                except Exception:  # a broken header (or a version numpy reads another way): np.load says
+                    continue
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > info.file_size:
+                    raise InvalidError(
+                        f"dataset {path}: array '{info.filename[:-4]}' declares shape {tuple(shape)} "
+                        f"({declared:,} bytes) but its member holds {info.file_size:,} bytes",
+                        hint="the file is damaged or crafted; save it again with numpy.savez")
+
+
 def load_dataset(data: bytes, path: str, task: str) -> tuple[np.ndarray, np.ndarray]:
     """Features X (2-D float) and labels y from an .npz (arrays X and y) or a .csv (header row,
-    last column the label)."""
+    last column the label). An .npz is checked by :func:`check_npz_sizes` before it is read."""
+    if not path.endswith(".csv"):
+        check_npz_sizes(data, path)
     try:
         if path.endswith(".csv"):
             table = np.genfromtxt(io.BytesIO(data), delimiter=",", skip_header=1, dtype=np.float64)
