@@ -162,12 +162,10 @@ _ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
 
 
 def _session(artifact: bytes, path: str) -> Any:
-    import onnxruntime as ort
+    from modelgit import sessions
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
     try:
-        return ort.InferenceSession(artifact, sess_options=options, providers=["CPUExecutionProvider"])
+        return sessions.create(artifact)  # the options the runtime serves with
     except Exception as exc:
         raise InvalidError(f"artifact {path}: onnxruntime cannot load it: {str(exc).strip()[:300]}",
                            hint="export the model again and register it as a new version") from None

@@ -569,11 +569,10 @@ class Registry:
         if digest != artifact.sha256:
             raise InvalidError(f"{artifact.path}: sha256 {digest} does not match the recorded "
                                f"{artifact.sha256}")
-        import onnxruntime as ort
+        from modelgit import sessions
 
         try:
-            session = ort.InferenceSession(data, sess_options=self._session_options,
-                                           providers=self._providers)
+            session = sessions.create(data, self._session_options, self._providers)
         except Exception as exc:  # onnxruntime's own exception types
             raise InvalidError(f"{artifact.path}: onnxruntime cannot load it: "
                                f"{str(exc).strip()[:200]}") from None

@@ -1,0 +1,215 @@
+"""The one door to onnxruntime: every session is made here, with the options the runtime serves
+with, and a new artifact is first tried in a child process under a memory and a time limit.
+
+An ONNX graph is hostile input. A 96-byte ConstantOfShape asks for a gigabyte when it runs; a Loop
+with a huge trip count never ends. So before an artifact is trusted (``validate``, ``ci``, a
+runtime reload), :func:`probe` loads it and runs it once on a zero input in a child process whose
+address space is capped (``RLIMIT_AS``) and which is killed after a wall-clock limit. What the
+probe learns is a fact about the blob (given the limits) and may be cached by blob id; a failure
+to start the child is not.
+
+Limits: ``MODELGIT_ONNX_MEMORY`` (bytes, default 2 GiB) and ``MODELGIT_ONNX_SECONDS`` (default 30).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MEMORY = 2 * 1024**3
+DEFAULT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int = DEFAULT_MEMORY
+    seconds: float = DEFAULT_SECONDS
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        memory = os.environ.get("MODELGIT_ONNX_MEMORY", "")
+        seconds = os.environ.get("MODELGIT_ONNX_SECONDS", "")
+        return cls(int(memory) if memory.isdigit() else DEFAULT_MEMORY,
+                   float(seconds) if seconds.replace(".", "", 1).isdigit() else DEFAULT_SECONDS)
+
+    def key(self) -> str:
+        """How the limits are written next to a cached probe result (a fact only under them)."""
+        return f"{self.memory_bytes}:{self.seconds:g}"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What trying an artifact taught: its signature, or why it is refused (``limit`` names the
+    limit it broke: "memory" or "time"; None for an invalid model). ``transient``: the child could
+    not be started or died of something else; try again later, never cache it."""
+
+    signature: dict[str, Any] | None
+    problem: str | None = None
+    limit: str | None = None
+    transient: bool = False
+
+
+def options(optimize: bool = True) -> Any:
+    """The SessionOptions modelgit serves with (and validates with, in the probe's child)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return opts
+
+
+def create(data: bytes, session_options: Any = None, providers: list[str] | None = None) -> Any:
+    """An InferenceSession of ``data`` (already verified against its sha256 by the caller)."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(data, sess_options=session_options or options(),
+                                providers=providers or ["CPUExecutionProvider"])
+
+
+def signature_of(session: Any) -> dict[str, Any]:
+    return {"inputs": [_tensor(arg) for arg in session.get_inputs()],
+            "outputs": [_tensor(arg) for arg in session.get_outputs()]}
+
+
+def _tensor(arg: Any) -> dict[str, Any]:
+    shape = arg.shape if isinstance(arg.shape, list) else []
+    return {"name": arg.name, "type": arg.type, "shape": [d if d != "" else None for d in shape]}
+
+
+_NUMPY = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int64)": "int64",
+          "tensor(int32)": "int32", "tensor(bool)": "bool", "tensor(float16)": "float16",
+          "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
+
+
+def sample_feeds(session: Any) -> dict[str, Any] | None:
+    """Zeros for every input (unknown dimensions 1), or None when an input type has no zero here."""
+    import numpy as np
+
+    feeds = {}
+    for arg in session.get_inputs():
+        dtype = _NUMPY.get(arg.type)
+        if dtype is None:
+            return None
+        shape = [d if isinstance(d, int) and d >= 0 else 1 for d in (arg.shape or [])]
+        feeds[arg.name] = np.zeros(shape, dtype=dtype)
+    return feeds
+
+
+# The child: cap the address space, then for each file named on stdin load it, read its
+# signature, run it once on zeros, and print one JSON line. Only stdout carries results.
+_CHILD = """
+import json, resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from modelgit import sessions
+for line in sys.stdin:
+    path = line.rstrip("\\n")
+    result = {}
+    try:
+        data = open(path, "rb").read()
+        session = sessions.create(data)
+        result["signature"] = sessions.signature_of(session)
+        feeds = sessions.sample_feeds(session)
+        if feeds is not None:
+            try:
+                session.run(None, feeds)
+            except MemoryError:
+                raise
+            except Exception as exc:
+                text = str(exc)
+                if "allocate" in text.lower() or "bad_alloc" in text:
+                    raise MemoryError(text)
+                result["run"] = text.strip()[:200]  # zeros may be a wrong input: not a refusal
+    except MemoryError as exc:
+        result = {"limit": "memory", "problem": str(exc).strip()[:200]}
+    except Exception as exc:
+        text = str(exc).strip()
+        if "allocate" in text.lower() or "bad_alloc" in text:
+            result = {"limit": "memory", "problem": text[:200]}
+        else:
+            result = {"problem": (text.splitlines()[0] if text else type(exc).__name__)[:300]}
+    print(json.dumps(result), flush=True)
+"""
+
+
+def probe_many(blobs: list[bytes], limits: Limits | None = None) -> list[Probe]:
+    """Try each artifact in a child process under ``limits`` (see the module docstring); one
+    child serves many artifacts and is replaced when one of them breaks a limit."""
+    limits = limits or Limits.from_env()
+    results: list[Probe | None] = [None] * len(blobs)
+    with tempfile.TemporaryDirectory(prefix="modelgit-probe-") as tmp:
+        paths = []
+        for index, data in enumerate(blobs):
+            path = Path(tmp) / f"{index}.onnx"
+            path.write_bytes(data)
+            paths.append(str(path))
+        todo = list(range(len(blobs)))
+        while todo:
+            todo = _run_child(paths, todo, results, limits)
+    return [r if r is not None else Probe(None, "not probed", transient=True) for r in results]
+
+
+def probe(data: bytes, limits: Limits | None = None) -> Probe:
+    return probe_many([data], limits)[0]
+
+
+def _run_child(paths: list[str], todo: list[int], results: list[Probe | None], limits: Limits) -> list[int]:
+    """Probe ``todo`` in one child; return what is left when the child had to be stopped."""
+    from modelgit.errors import printable
+
+    env = dict(os.environ, ORT_LOGGING_LEVEL="3")
+    try:
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(limits.memory_bytes)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    except OSError as exc:
+        for index in todo:
+            results[index] = Probe(None, f"cannot start the model check: {exc.strerror}", transient=True)
+        return []
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        child.stdin.write("".join(paths[i] + "\n" for i in todo).encode())
+        child.stdin.close()
+    except OSError:
+        pass  # the child died at once; reading says so
+    buffer = b""
+    for position, index in enumerate(todo):
+        deadline = time.monotonic() + limits.seconds
+        while b"\n" not in buffer:
+            left = deadline - time.monotonic()
+            ready = select.select([child.stdout], [], [], max(0.0, left))[0] if left > 0 else []
+            if not ready:
+                child.kill()
+                child.wait()
+                results[index] = Probe(None, f"loading and running it once took longer than {limits.seconds:g} s",
+                                       limit="time")
+                return todo[position + 1:]
+            chunk = os.read(child.stdout.fileno(), 65536)
+            if not chunk:  # the child died: the address-space cap is the usual reason
+                code = child.wait()
+                memory = code < 0 or code == 1  # a signal, or Python's own abort on MemoryError
+                results[index] = Probe(None, f"the model check stopped (exit {code}) while loading or running "
+                                       f"it under the {limits.memory_bytes:,}-byte memory limit",
+                                       limit="memory" if memory else None, transient=not memory)
+                return todo[position + 1:]
+            buffer += chunk
+        line, _, buffer = buffer.partition(b"\n")
+        found = json.loads(line)
+        if "signature" in found:
+            results[index] = Probe(found["signature"])
+        elif found.get("limit") == "memory":
+            results[index] = Probe(None, f"loading or running it needs more than the {limits.memory_bytes:,}-byte "
+                                   f"memory limit ({printable(found.get('problem', ''))[:120]})", limit="memory")
+        else:
+            results[index] = Probe(None, printable(found.get("problem", "cannot be loaded")))
+    child.wait()
+    return []

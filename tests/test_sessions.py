@@ -1,0 +1,83 @@
+"""The guarded door to onnxruntime: a new artifact is tried in a child process under a memory and a
+time limit, and what breaks a limit is refused with the limit it broke (issue 9, point 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from conftest import affine_onnx
+from modelgit import sessions
+
+SMALL = sessions.Limits(memory_bytes=768 * 1024**2, seconds=20)
+
+
+def _model(graph: onnx.GraphProto) -> bytes:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def constant_of_shape_bomb(count: int = 2**28) -> bytes:
+    """About 100 bytes that ask for count float32 values (1 GiB for 2^28) when run."""
+    shape = helper.make_tensor("s", TensorProto.INT64, [1], [count])
+    node = helper.make_node("ConstantOfShape", ["s"], ["y"],
+                            value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0]))
+    return _model(helper.make_graph([node], "bomb", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])],
+                                    [shape]))
+
+
+def endless_loop(trips: int = 2**62) -> bytes:
+    """A Loop that adds 1 to a counter ``trips`` times."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["acc_in", "one"], ["acc_out"]),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])],
+    )
+    loop = helper.make_node("Loop", ["n", "cond", "start"], ["total"], body=body)
+    return _model(helper.make_graph(
+        [loop], "endless", [], [helper.make_tensor_value_info("total", TensorProto.FLOAT, [1])],
+        [helper.make_tensor("n", TensorProto.INT64, [], [trips]),
+         helper.make_tensor("cond", TensorProto.BOOL, [], [True]),
+         helper.make_tensor("start", TensorProto.FLOAT, [1], [0.0])]))
+
+
+def test_a_good_model_gives_the_signature_onnxruntime_reads() -> None:
+    data = affine_onnx(np.ones(4), 1.0)
+    found = sessions.probe(data, SMALL)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+    def tensors(args: list) -> list[dict]:
+        return [{"name": a.name, "type": a.type, "shape": [d if isinstance(d, int) else None for d in a.shape]}
+                for a in args]
+
+    expected = {"inputs": tensors(session.get_inputs()), "outputs": tensors(session.get_outputs())}
+    assert found == sessions.Probe(expected)
+
+
+def test_a_memory_bomb_is_refused_by_the_memory_limit_and_the_child_is_replaced() -> None:
+    good = affine_onnx(np.ones(4), 1.0)
+    results = sessions.probe_many([good, constant_of_shape_bomb(), good], SMALL)
+    assert results[0].signature is not None and results[2].signature == results[0].signature
+    bomb = results[1]
+    assert (bomb.signature, bomb.limit, bomb.transient) == (None, "memory", False)
+    assert "805,306,368-byte memory limit" in bomb.problem  # 768 MiB, written by the test above
+
+
+def test_an_endless_loop_is_refused_by_the_time_limit() -> None:
+    found = sessions.probe(endless_loop(), sessions.Limits(memory_bytes=SMALL.memory_bytes, seconds=3))
+    assert (found.signature, found.limit) == (None, "time")
+    assert "longer than 3 s" in found.problem
+
+
+def test_bytes_that_are_no_model_are_refused_without_a_limit() -> None:
+    found = sessions.probe(b"\x08\x01garbage" * 10, SMALL)
+    assert found.signature is None and found.limit is None and not found.transient and found.problem
