@@ -69,7 +69,12 @@ class Validator:
         report = Report(snapshot.commit, None, findings, len(snapshot.files),
                         sum(len(m.versions) for m in models.values()), snapshot=snapshot)
         if check_artifacts:
-            report.artifacts_checked = self._check_files(snapshot, models, findings)
+            # Models refused only by a semantic rule are typed too: check their artifacts, so a
+            # recorded signature that differs from the file is reported as that (ART003), not
+            # only as the breaking change it seems to be (RULE020).
+            checked = {mid: f.spec or f.typed for mid, f in snapshot.files.items()
+                       if f.spec is not None or f.typed is not None}
+            report.artifacts_checked = self._check_files(snapshot, checked, findings)
         if base is not None:
             base_snapshot = self.loader.load(base)
             report.base = base_snapshot.commit
@@ -95,7 +100,10 @@ class Validator:
             parsed = snapshot.files[model_id]
             refs = self._refs.get((path, parsed.blob))
             if refs is None:
-                refs = self._refs[(path, parsed.blob)] = _file_refs(model)
+                # A model refused by a rule is checked too; its unsafe paths (already reported by
+                # the path rules) are not looked up.
+                refs = self._refs[(path, parsed.blob)] = [
+                    ref for ref in _file_refs(model) if rules.path_is_clean(ref[0])]
             resolved = [(ref, *resolve_path(snapshot, ref[0])) for ref in refs]
             key = (path, parsed.blob, tuple(e.blob if e else p for _, e, p in resolved))
             checked += sum(1 for _, e, _ in resolved if e is not None)
@@ -148,8 +156,9 @@ class Validator:
             return
         if signature is not None and signature.model_dump() != actual:
             findings.append(_at(snapshot, path, (*jpath, "signature"), "ART003",
-                                f"recorded signature does not match the ONNX file: "
-                                f"file has {_short_signature(actual)}",
+                                f"recorded signature does not match the ONNX file '{target}': "
+                                f"recorded {_short_signature(signature.model_dump())}, "
+                                f"the file has {_short_signature(actual)}",
                                 "re-register the artifact so the signature is read from it"))
 
 
@@ -201,6 +210,9 @@ def resolve_path(snapshot: Snapshot, path: str) -> tuple[Entry | None, tuple[str
             entry = _lookup_outside_registry(snapshot, current)
         if entry is None:
             where = f"commit {snapshot.commit[:12]}" if snapshot.commit else "the working tree"
+            if _is_directory(snapshot, current):
+                return None, ("ART011", f"'{current}' is a directory at {where}, not a file",
+                              "point the path at the file inside it")
             return None, ("ART010", f"file '{current}' does not exist at {where}",
                           f"fix the path, or add and commit the file: git add {current}")
         if entry.mode != SYMLINK_MODE:
@@ -213,6 +225,15 @@ def resolve_path(snapshot: Snapshot, path: str) -> tuple[Entry | None, tuple[str
         current = joined
     return None, ("PATH011", f"'{path}' is a chain of more than {MAX_LINK_HOPS} symlinks",
                   "point the path at the file itself")
+
+
+def _is_directory(snapshot: Snapshot, path: str) -> bool:
+    prefix = path.rstrip("/") + "/"
+    if any(name.startswith(prefix) for name in snapshot.entries):
+        return True
+    if snapshot.commit is None:
+        return (snapshot.source.root / path).is_dir()
+    return bool(snapshot.source.repo.tree(snapshot.commit, prefix))
 
 
 def _lookup_outside_registry(snapshot: Snapshot, path: str) -> Entry | None:
