@@ -10,12 +10,13 @@ from typing import Any
 
 from modelgit import rules, yamlio
 from modelgit.artifacts import ArtifactFacts
-from modelgit.errors import Finding, InvalidError
+from modelgit.errors import Finding, InvalidError, TransientError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
 from modelgit.snapshot import Loader, Snapshot, model_path
 from modelgit.spec import FileArtifact, Model
 
 MAX_LINK_HOPS = 8
+TRANSIENT_CODE = "ART004"  # an artifact could not be checked this time (memory, threads, I/O)
 
 
 @dataclass
@@ -28,6 +29,9 @@ class Report:
     artifacts_checked: int = 0
     notes: list[str] = field(default_factory=list)
     snapshot: Snapshot | None = field(default=None, repr=False, compare=False)
+    # Some finding may not repeat (an artifact could not be checked for want of memory, a
+    # thread, I/O): the runtime retries such a commit instead of refusing it for good.
+    transient: bool = False
 
     @property
     def valid(self) -> bool:
@@ -74,7 +78,7 @@ class Validator:
             # only as the breaking change it seems to be (RULE020).
             checked = {mid: f.spec or f.typed for mid, f in snapshot.files.items()
                        if f.spec is not None or f.typed is not None}
-            report.artifacts_checked = self._check_files(snapshot, checked, findings)
+            report.artifacts_checked, report.transient = self._check_files(snapshot, checked, findings)
         if base is not None:
             base_snapshot = self.loader.load(base)
             report.base = base_snapshot.commit
@@ -86,13 +90,15 @@ class Validator:
         findings.sort(key=lambda f: (f.path, f.line or 0, f.col or 0, f.code))
         return report
 
-    def _check_files(self, snapshot: Snapshot, models: dict[str, Model], findings: list[Finding]) -> int:
+    def _check_files(self, snapshot: Snapshot, models: dict[str, Model],
+                     findings: list[Finding]) -> tuple[int, bool]:
         """Artifacts and datasets must exist at the ref, inside the repo, with the recorded sha256
         and (for ONNX files) the recorded signature.
 
         The outcome for one model file depends only on its blob and the blobs its paths resolve
         to, so it is remembered under those ids: re-validating after one file changed re-checks
-        only that file (plus a dictionary lookup per unchanged one)."""
+        only that file (plus a dictionary lookup per unchanged one). An outcome with a transient
+        finding is not remembered. Returns (files checked, whether any finding is transient)."""
         pending: list[tuple[tuple[Any, ...], str, list[Any]]] = []
         checked = 0
         for model_id, model in models.items():
@@ -118,14 +124,18 @@ class Validator:
                                       or (kind == "artifact" and self.facts.signatures.get(entry.blob) is None))
         ]
         contents = snapshot.source.read_many(("", e) for e in needed) if needed else {}
+        transient = False
         for key, path, resolved in pending:
             found: list[Finding] = []
             for ref, entry, problem in resolved:
                 self._check_ref(snapshot, path, ref, entry, problem, contents, found)
-            self._outcomes[key] = tuple(found)
+            if any(f.code == TRANSIENT_CODE for f in found):
+                transient = True
+            else:
+                self._outcomes[key] = tuple(found)
             findings.extend(found)
         self.facts.flush()
-        return checked
+        return checked, transient
 
     def _check_ref(self, snapshot: Snapshot, path: str, ref: tuple[Any, ...], entry: Entry | None,
                    problem: tuple[str, str, str] | None, contents: dict[str, bytes],
@@ -148,6 +158,11 @@ class Validator:
             return
         try:
             actual = self.facts.signature(entry.blob, data)
+        except TransientError as exc:
+            findings.append(_at(snapshot, path, (*jpath, "path"), TRANSIENT_CODE,
+                                f"artifact '{target}' could not be checked: {exc.message}",
+                                "out of memory, threads or I/O, not the file: run again"))
+            return
         except InvalidError as exc:
             findings.append(_at(snapshot, path, (*jpath, "path"), "ART002",
                                 _onnx_problem(target, exc.message),

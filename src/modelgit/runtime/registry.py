@@ -38,7 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelgit.errors import GitError, InputError, InvalidError, ModelgitError, UsageError
+from modelgit.errors import (
+    GitError,
+    InputError,
+    InvalidError,
+    ModelgitError,
+    TransientError,
+    UsageError,
+    is_transient,
+)
 from modelgit.gitstore import GitRepo
 from modelgit.runtime.router import BUCKETS, RouteTable, _hash
 from modelgit.snapshot import Loader, Snapshot
@@ -376,7 +384,10 @@ class Registry:
                 state = self._build(commit)
                 self._check_still_serving(state)
             except ModelgitError as exc:
-                self._refuse(commit, exc.render(), final=not isinstance(exc, GitError))
+                # Judged once only when the refusal is about the commit's content; a git or a
+                # transient failure (memory, threads, I/O) is retried on the next poll.
+                self._refuse(commit, exc.render(),
+                             final=not isinstance(exc, (GitError, TransientError)))
                 self._release_unused()
                 return False
             except Exception as exc:  # a bug or an onnxruntime crash must not stop serving
@@ -439,13 +450,15 @@ class Registry:
                                    hint="promote a version, or set 'retired: true' to take it out of "
                                         "service on purpose")
             if old.serving and new is not None and new.active is not None and not new.serving:
-                raise InvalidError(f"model '{name}': active version '{new.active}' cannot be loaded: "
+                error = TransientError if new.transient else InvalidError
+                raise error(f"model '{name}': active version '{new.active}' cannot be loaded: "
                                    f"{new.errors.get(new.active)}; keeping the current state")
 
     def _build(self, commit: str) -> _State:
         report = self._validator.validate(commit)
         if not report.valid:
-            raise InvalidError(f"registry at {commit[:12]} is invalid", findings=report.findings[:20])
+            error = TransientError if report.transient else InvalidError
+            raise error(f"registry at {commit[:12]} is invalid", findings=report.findings[:20])
         snapshot = report.snapshot
         assert snapshot is not None
         salt = ""
@@ -537,7 +550,7 @@ class Registry:
                 return
         except ModelgitError as exc:
             entry.errors[version_id] = exc.message
-            entry.transient = entry.transient or isinstance(exc, GitError)
+            entry.transient = entry.transient or isinstance(exc, (GitError, TransientError))
             log.warning("modelgit: %s:%s cannot load: %s", name, version_id, exc.message)
             return
         hosted = isinstance(session, HostedModel)
@@ -575,8 +588,9 @@ class Registry:
             session = ort.InferenceSession(data, sess_options=self._session_options,
                                            providers=self._providers)
         except Exception as exc:  # onnxruntime's own exception types
-            raise InvalidError(f"{artifact.path}: onnxruntime cannot load it: "
-                               f"{str(exc).strip()[:200]}") from None
+            error = TransientError if is_transient(exc) else InvalidError
+            raise error(f"{artifact.path}: onnxruntime cannot load it: "
+                        f"{str(exc).strip()[:200] or type(exc).__name__}") from None
         self._sessions[artifact.sha256] = session
         return session
 
