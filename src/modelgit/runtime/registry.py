@@ -209,7 +209,7 @@ class Registry:
         A pin ``"model:version"`` returns its version. When the routed version cannot load, the
         active version serves it (see ``info()["models"][model]["fallbacks"]``)."""
         state = self._state
-        name, _, pinned = model.partition(":")
+        name, pinned = _split_pin(model)
         entry = _model_state(state, name)
         if pinned:
             _pinnable(name, entry, pinned)
@@ -224,7 +224,7 @@ class Registry:
         there is no key. A pin resolves to itself (loading it). Raises when nothing can serve.
         For tools and debugging: it counts no fallback."""
         state = self._state
-        name, _, pinned = model.partition(":")
+        name, pinned = _split_pin(model)
         entry = _model_state(state, name)
         if pinned:
             return pinned, self._resolve_slow(state, model, key).version
@@ -247,7 +247,7 @@ class Registry:
         return loaded
 
     def _resolve_slow(self, state: _State, model: str, key: object) -> _Loaded:
-        name, _, pinned = model.partition(":")
+        name, pinned = _split_pin(model)
         entry = _model_state(state, name)
         if pinned:
             loaded = entry.loaded.get(pinned)
@@ -604,6 +604,18 @@ class Registry:
         }
         for sha in [s for s in self._sessions if s not in live]:
             del self._sessions[sha]
+
+
+def _split_pin(model: str) -> tuple[str, str]:
+    """``"score"`` → ("score", ""), ``"score:v2"`` → ("score", "v2"); a ':' with nothing on one
+    side is a mistake, not a request for the split."""
+    name, colon, pinned = model.partition(":")
+    if colon and not (name and pinned):
+        what = "no version after ':'" if name else "no model before ':'"
+        raise UsageError(f"'{model}' has {what}",
+                         hint=f"write '{name or 'MODEL'}' to follow the traffic split, or "
+                              f"'{name or 'MODEL'}:VERSION' to pin a version")
+    return name, pinned
 
 
 def _pinnable(name: str, entry: _ModelState, version_id: str) -> None:
