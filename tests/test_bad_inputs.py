@@ -82,6 +82,20 @@ def _onnx_random_bytes(root: Path) -> None:
     (root / ARTIFACT).write_bytes(random.Random(20260101).randbytes(2048))
 
 
+def _integer_too_long(root: Path) -> None:
+    # Past Python's 4,300-digit limit on int(str): the reader must say so, not crash.
+    data = (root / MODEL).read_text().replace("    weight: 0.3\n", "    weight: " + "9" * 5000 + "\n")
+    (root / MODEL).write_text(data)
+
+
+def _duplicate_key_unicode(root: Path) -> None:
+    # "café" twice: once precomposed (NFC, U+00E9), once as "e" + combining acute (NFD). Written
+    # by code because an editor saving the case file might normalise one into the other.
+    data = (root / MODEL).read_text().replace(
+        "metrics: {test_loss: 0.0198}", "metrics: {caf\u00e9: 0.0198, cafe\u0301: 0.0201}")
+    (root / MODEL).write_text(data)
+
+
 GENERATORS: dict[str, Callable[[Path], None]] = {
     "nesting_too_deep": _nesting_too_deep,
     "file_too_big": _file_too_big,
@@ -90,6 +104,8 @@ GENERATORS: dict[str, Callable[[Path], None]] = {
     "symlink_escape": _symlink_escape,
     "onnx_truncated": _onnx_truncated,
     "onnx_random_bytes": _onnx_random_bytes,
+    "integer_too_long": _integer_too_long,
+    "duplicate_key_unicode": _duplicate_key_unicode,
 }
 
 

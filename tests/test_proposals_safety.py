@@ -220,3 +220,30 @@ def test_a_proposal_whose_branch_another_process_creates_meanwhile_says_it_lost(
                           "modelgit was working; nothing was committed\n"), err
     assert r.git("rev-parse", branch) == head  # the other process's branch, untouched
     assert sorted(branches(r)) == sorted(["main", branch]) and r.head() == head
+
+
+def test_rollback_in_a_shallow_clone_says_the_history_is_shallow(example_repo: Repo, cli,
+                                                                  tmp_path: Path) -> None:
+    model = "registry/models/calling_score.yaml"
+    example_repo.write(model, example_repo.read(model).replace("v1.0-hybrid: 90\n  v2.0-real: 10",
+                                                               "v1.0-hybrid: 80\n  v2.0-real: 20"))
+    shift = example_repo.commit("Shift traffic to 80/20")
+    clones = {}
+    for depth in (1, 2):
+        clone = tmp_path / f"depth{depth}"
+        subprocess.run(["git", "clone", "-q", f"--depth={depth}", f"file://{example_repo.root}",
+                        str(clone)], check=True)
+        clones[depth] = Repo(clone)
+    before = clones[1].git("for-each-ref")
+    code, out, err = cli("-C", str(clones[1].root), "rollback", "calling_score")
+    assert (code, out) == (1, "")
+    assert err == (f"error: the history of 'calling_score' is shallow: this clone stops at commit "
+                   f"{shift[:12]} and cannot see what it changed; nothing was committed\n"
+                   "hint: fetch more history and run again: git fetch --deepen=100 "
+                   "(or git fetch --unshallow)\n")
+    assert clones[1].git("for-each-ref") == before  # nothing was committed
+    # With the commit before it fetched, the same rollback works: the shift is undone.
+    code, out, err = cli("-C", str(clones[2].root), "rollback", "calling_score")
+    assert code == 0, err
+    branch = clones[2].git("for-each-ref", "--format=%(refname:short)", "refs/heads/modelgit/")
+    assert branch and "v1.0-hybrid: 90" in clones[2].git("show", f"{branch.split()[0]}:{model}")

@@ -494,3 +494,21 @@ def test_registry_routes_are_the_same_in_another_process(score: RegistryRepo) ->
                           text=True, check=True)
     reg = Registry.open(score.repo.root)
     assert json.loads(proc.stdout) == [reg.route("score", key=k) for k in KEYS]
+
+
+@pytest.mark.parametrize(("model", "message", "hint"), [
+    ("score:", "'score:' has no version after ':'",
+     "write 'score' to follow the traffic split, or 'score:VERSION' to pin a version"),
+    (":v1", "':v1' has no model before ':'",
+     "write 'MODEL' to follow the traffic split, or 'MODEL:VERSION' to pin a version"),
+])
+def test_an_empty_pin_is_a_usage_error(score: RegistryRepo, cli: Any, model: str, message: str,
+                                       hint: str) -> None:
+    reg = Registry.open(score.repo.root)
+    for call in (lambda: reg.route(model), lambda: reg.resolve(model), lambda: reg.session(model),
+                 lambda: reg.weight(model), lambda: reg.run(model, sample_input())):
+        with pytest.raises(UsageError) as info:
+            call()
+        assert (info.value.message, info.value.hint) == (message, hint)
+    code, out, err = cli("-C", str(score.repo.root), "route", model)
+    assert (code, out, err) == (2, "", f"error: {message}\nhint: {hint}\n")

@@ -566,3 +566,27 @@ def test_version_and_help_exit_0(cli) -> None:
     code, out, _ = cli("diff", "--help")
     assert code == 0 and out.startswith("Usage: modelgit diff [OPTIONS] [BASE] [HEAD]")
 
+
+
+@pytest.mark.parametrize(("argument", "message", "hint"), [
+    ("team/ranker:1.0.0", "'team/ranker:1.0.0' names a version; history is kept per model",
+     "modelgit history team/ranker"),
+    ("registry/models/scorer.yaml", "'registry/models/scorer.yaml' is a file path, not a model id",
+     "the id is the path under registry/models/ without .yaml: modelgit history scorer"),
+    ("scorer.yaml", "'scorer.yaml' is a file path, not a model id",
+     "the id is the path under registry/models/ without .yaml: modelgit history scorer"),
+    ("../scorer", "'../scorer' is not a valid model id", None),
+    ("", "'' is not a valid model id", None),
+])
+def test_history_refuses_what_is_not_a_model_id(history_repo, cli, argument: str, message: str,
+                                                 hint: str | None) -> None:
+    repo, _ = history_repo
+    code, out, err = cli("-C", str(repo.root), "history", argument)
+    assert (code, out) == (2, "")
+    lines = err.splitlines()
+    assert lines[0] == f"error: {message}"
+    if hint is not None:
+        assert lines[1] == f"hint: {hint}"
+        # and the hint's command works
+        assert cli("-C", str(repo.root), *hint.split(": ")[-1].split()[1:])[0] == 0
+    assert "Traceback" not in err

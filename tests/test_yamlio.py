@@ -78,9 +78,20 @@ DELIBERATE_DIFFERENCES: list[tuple[str, Any, Any]] = [
     # datetime would not survive JSON.
     ("2025-12-28", "2025-12-28", datetime.date(2025, 12, 28)),
     ("2001-12-14 21:59:43", "2001-12-14 21:59:43", datetime.datetime(2001, 12, 14, 21, 59, 43)),
-    # An exponent without a dot is a number (as in YAML 1.2 and JSON): `lr: 1e-3`.
-    ("1e3", 1000.0, "1e3"),
-    ("-1e-3", -0.001, "-1e-3"),
+]
+
+# Exponent forms that YAML 1.1 readers disagree on: PyYAML follows the YAML 1.1 float regexp (a
+# dot in the mantissa, a sign on the exponent) and reads a string; ruamel.yaml — our writer —
+# reads a float in YAML 1.1 and 1.2 alike (warning, in 1.1, that the dot is missing). A file must
+# mean one thing to every tool, so the reader refuses them: (text, the float ruamel reads).
+DISPUTED_EXPONENTS: list[tuple[str, float]] = [
+    ("9e1", 90.0),
+    ("1e3", 1000.0),
+    ("-1e-3", -0.001),
+    ("3E-1", 0.3),
+    ("1_000e1", 10000.0),
+    ("1.0e5", 100000.0),      # a dot, but an unsigned exponent
+    ("+2.5e3", 2500.0),
 ]
 
 
@@ -113,6 +124,69 @@ def test_plain_scalar_typing_matches_pyyaml(text: str, expected: Any) -> None:
 def test_deliberate_differences_from_pyyaml(text: str, ours: Any, pyyaml: Any) -> None:
     assert _same(_value(text), ours)
     assert _same(yaml.safe_load(f"k: {text}\n")["k"], pyyaml)
+
+
+def _ruamel(text: str, version: str = "") -> Any:
+    import warnings
+
+    from ruamel.yaml import YAML
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MantissaNoDotYAML1_1Warning: the disagreement itself
+        return YAML(typ="rt").load(f"{version}k: {text}\n")["k"]
+
+
+@pytest.mark.parametrize(("text", "number"), DISPUTED_EXPONENTS, ids=[t for t, _ in DISPUTED_EXPONENTS])
+def test_exponents_the_libraries_disagree_on_are_refused(text: str, number: float) -> None:
+    assert yaml.safe_load(f"k: {text}\n")["k"] == text  # PyYAML: a string
+    assert float(_ruamel(text)) == number  # ruamel.yaml, as our writer loads files (YAML 1.2)
+    assert float(_ruamel(text, "%YAML 1.1\n---\n")) == number
+    value, findings = yamlio.load(f"weight: {text}\n".encode(), "t.yaml")
+    assert value is None
+    assert [(f.line, f.col, f.code) for f in findings] == [(1, 9, "YAML019")]
+    assert findings[0].message == (f"{text} is read as the number {number!r} by some YAML readers "
+                                   "and as a string by others")
+    assert f"quote it if it is text: '{text}'" in findings[0].hint
+    assert yamlio.is_typed_plain(text)
+
+
+@pytest.mark.parametrize("number", [1e-05, 2.5e-07, 1e20, 0.3, 90.0, -1e-3, 123456789.125])
+def test_the_writer_spells_floats_so_every_reader_agrees(number: float) -> None:
+    from modelgit import yamledit
+
+    text = yamledit.edit("name: m\nweight: 0.5\n", lambda data: data.__setitem__("weight", number))
+    assert text.startswith("name: m\nweight: ")
+    assert yaml.safe_load(text)["weight"] == number
+    assert float(_ruamel(text.split("weight: ")[1].strip())) == number
+    value, findings = yamlio.load(text.encode(), "t.yaml")
+    assert findings == []
+    assert value == {"name": "m", "weight": number}
+
+
+def test_the_hint_spells_the_number_as_yaml_1_1_does() -> None:
+    _, findings = yamlio.load(b"lr: 1e-5\n", "t.yaml")
+    assert findings[0].hint == "write the number as 1.0e-05, or quote it if it is text: '1e-5'"
+    assert yaml.safe_load("lr: 1.0e-05")["lr"] == 1e-05
+
+
+def test_integer_past_pythons_digit_limit_is_a_finding() -> None:
+    value, findings = yamlio.load(b"a: 1\nbig: " + b"7" * 4301 + b"\n", "t.yaml")
+    assert value is None
+    assert [(f.line, f.col, f.code, f.message) for f in findings] == [
+        (2, 6, "YAML018", "integer with 4,301 digits is too long to read")]
+    # Within the limit it is still an integer.
+    assert yamlio.load(b"big: " + b"7" * 4300 + b"\n", "t.yaml")[0] == {"big": int("7" * 4300)}
+
+
+def test_keys_equal_after_unicode_normalisation_are_duplicates() -> None:
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    assert nfc != nfd
+    value, findings = yamlio.load(f"{nfc}: 1\nother: 2\n{nfd}: 3\n".encode(), "t.yaml")
+    assert value is None
+    assert [(f.line, f.col, f.code) for f in findings] == [(3, 1, "YAML017")]
+    assert "another Unicode normalisation" in findings[0].message
+    # Different words that merely share letters stay apart.
+    assert yamlio.load("caf\u00e9: 1\ncaf\u00e8: 2\n".encode(), "t.yaml")[1] == []
 
 
 @pytest.mark.parametrize("text", ["'1.10'", '"0755"', "'no'", '"~"', "'2025-12-28'", '"1:20"'])

@@ -1,8 +1,10 @@
 """Artifact facts that cost time to learn — sha256 and ONNX signature — cached by git blob id.
 
 A blob id names content, so a cached fact about it is true forever: the caches live in
-``.git/modelgit/`` (never in the working tree) as append-only lines, and a torn last line from a
-killed process is simply ignored on the next read.
+``.git/modelgit/`` (never in the working tree) as append-only lines. Only facts go in: an outcome
+that may not repeat (out of memory, no thread, an I/O error) is never stored. A cache file is a
+convenience, never a source of errors: a torn line (a killed process), garbage, or a directory
+where the file should be is ignored, and the file is rewritten with the entries that are sound.
 """
 
 from __future__ import annotations
@@ -10,30 +12,47 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modelgit.errors import InvalidError
+from modelgit.errors import InvalidError, TransientError, is_transient
 
 _LINE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})\t(.+)$")
 
 
 class BlobCache:
-    """A persistent map blob id → text, one ``blob<TAB>value`` line per entry."""
+    """A persistent map blob id → text, one ``blob<TAB>value`` line per entry.
 
-    def __init__(self, path: Path | None) -> None:
+    ``sound`` says whether a stored value is well formed; lines that fail it (or the line
+    pattern, or lack their newline) are dropped and the file is rewritten on the next flush."""
+
+    def __init__(self, path: Path | None, sound: Callable[[str], bool] = lambda value: True) -> None:
         self.path = path
+        self._sound = sound
         self._values: dict[str, str] | None = None
         self._new: list[tuple[str, str]] = []
+        self._rewrite = False
 
     def _load(self) -> dict[str, str]:
         if self._values is None:
             self._values = {}
-            if self.path is not None and self.path.exists():
-                for line in self.path.read_text("utf-8", errors="replace").splitlines():
+            if self.path is not None and (self.path.exists() or self.path.is_symlink()):
+                try:
+                    text = self.path.read_bytes().decode("utf-8", errors="replace")
+                except OSError:  # a directory in its place, unreadable: start afresh
+                    self._rewrite = True
+                    return self._values
+                lines = text.split("\n")
+                if lines[-1]:
+                    self._rewrite = True  # a torn last line, without its newline
+                for line in lines[:-1]:
                     match = _LINE.match(line)
-                    if match:
+                    if match and self._sound(match.group(2)):
                         self._values[match.group(1)] = match.group(2)
+                    else:
+                        self._rewrite = True
         return self._values
 
     def get(self, blob: str) -> str | None:
@@ -46,18 +65,54 @@ class BlobCache:
             self._new.append((blob, value))
 
     def flush(self) -> None:
-        if not self._new or self.path is None:
+        if self.path is None or not (self._new or self._rewrite):
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # One write call of whole lines in append mode: concurrent writers interleave lines,
-            # never bytes within a line on a local file system; a torn line fails the regex.
-            payload = "".join(f"{blob}\t{value}\n" for blob, value in self._new)
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(payload)
+            if self._rewrite:
+                self._replace(self._load())
+            else:
+                # One write call of whole lines in append mode: concurrent writers interleave
+                # lines, never bytes within a line on a local file system; a torn line fails the
+                # checks on the next read.
+                payload = "".join(f"{blob}\t{value}\n" for blob, value in self._new)
+                with open(self.path, "a", encoding="utf-8") as handle:
+                    handle.write(payload)
         except OSError:
             pass  # a read-only .git only costs re-hashing next time
         self._new.clear()
+
+    def _replace(self, values: dict[str, str]) -> None:
+        """Write the sound entries to a new file and move it over the damaged one."""
+        assert self.path is not None
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write("".join(f"{blob}\t{value}\n" for blob, value in values.items()))
+        if self.path.is_dir() and not self.path.is_symlink():
+            shutil.rmtree(self.path)  # our own cache path, under .git/modelgit/
+        os.replace(temporary, self.path)
+        self._rewrite = False
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _sound_digest(value: str) -> bool:
+    return _SHA256.match(value) is not None
+
+
+def _sound_signature(value: str) -> bool:
+    try:
+        loaded = json.loads(value)
+    except ValueError:
+        return False
+    if not isinstance(loaded, dict) or len(loaded) != 1:
+        return False
+    if "error" in loaded:
+        return isinstance(loaded["error"], str)
+    found = loaded.get("ok")
+    return (isinstance(found, dict) and isinstance(found.get("inputs"), list)
+            and isinstance(found.get("outputs"), list))
 
 
 class ArtifactFacts:
@@ -65,8 +120,8 @@ class ArtifactFacts:
 
     def __init__(self, git_dir: Path | None) -> None:
         base = git_dir / "modelgit" if git_dir else None
-        self.digests = BlobCache(base / "sha256" if base else None)
-        self.signatures = BlobCache(base / "onnx-signature" if base else None)
+        self.digests = BlobCache(base / "sha256" if base else None, _sound_digest)
+        self.signatures = BlobCache(base / "onnx-signature" if base else None, _sound_signature)
 
     def sha256(self, blob: str, data: bytes) -> str:
         cached = self.digests.get(blob)
@@ -76,11 +131,15 @@ class ArtifactFacts:
         return cached
 
     def signature(self, blob: str, data: bytes) -> dict[str, Any]:
-        """The ONNX signature of a model file; InvalidError when onnxruntime cannot load it."""
+        """The ONNX signature of a model file; InvalidError when onnxruntime cannot load it, and
+        TransientError (not cached: the next call tries again) when it failed for want of memory,
+        a thread or I/O rather than because of the file."""
         cached = self.signatures.get(blob)
         if cached is None:
             try:
                 result: dict[str, Any] = {"ok": read_signature(data)}
+            except TransientError:
+                raise
             except InvalidError as exc:
                 result = {"error": exc.message}
             cached = json.dumps(result, separators=(",", ":"))
@@ -112,6 +171,9 @@ def read_signature(data: bytes) -> dict[str, Any]:
         session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/RuntimeError types
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if is_transient(exc):
+            raise TransientError(f"onnxruntime could not load it this time: {reason[:300]}",
+                                 hint="this says nothing about the file; run again") from None
         raise InvalidError(f"not a loadable ONNX model: {reason[:300]}") from None
     return {
         "inputs": [_tensor(arg) for arg in session.get_inputs()],

@@ -110,6 +110,26 @@ def show(obj: Context, model: str | None, ref: str, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _history_model(text: str) -> str:
+    """MODEL as ``history`` takes it, checked before any git call: a pin (``model:version``), a
+    file path or a malformed id is a usage error that shows the id to give instead."""
+    from modelgit.errors import UsageError
+    from modelgit.proposals import check_model_id
+    from modelgit.snapshot import MODELS_DIR
+
+    name, colon, _ = text.partition(":")
+    if colon:
+        raise UsageError(f"'{text}' names a version; history is kept per model",
+                         hint=f"modelgit history {name}" if name else "give a model id, e.g. calling_score")
+    if text.endswith((".yaml", ".yml")):
+        model_id = text.removeprefix(MODELS_DIR).rsplit(".", 1)[0]
+        raise UsageError(f"'{text}' is a file path, not a model id",
+                         hint=f"the id is the path under {MODELS_DIR} without .yaml: "
+                              f"modelgit history {model_id}")
+    check_model_id(text)
+    return text
+
+
 @cli.command()
 @click.argument("model")
 @click.option("--ref", default="HEAD", show_default=True, help="Follow history from this ref.")
@@ -121,7 +141,7 @@ def history(obj: Context, model: str, ref: str, limit: int | None, as_json: bool
     """Each commit that changed MODEL, newest first, with what it changed."""
     from modelgit import views
 
-    data = views.history(obj.repo(), model, ref, limit)
+    data = views.history(obj.repo(), _history_model(model), ref, limit)
     if as_json:
         _emit_json(data)
         return EXIT_OK

@@ -117,3 +117,24 @@ class GitError(ModelgitError):
     """A git command failed in a way the user can act on."""
 
     exit_code = EXIT_INVALID
+
+
+class TransientError(InvalidError):
+    """A failure that may not happen again (out of memory, no thread, an I/O error): never cached
+    as a fact, and a runtime reload refused for it is retried on the next poll."""
+
+
+# onnxruntime reports C++ std::bad_alloc, a failed thread start or a failed allocation in its own
+# RuntimeError-like types (Fail, RuntimeException); these words mark them as transient.
+_TRANSIENT_WORDS = ("bad_alloc", "out of memory", "failed to allocate", "cannot allocate memory",
+                    "resource temporarily unavailable", "pthread_create", "thread creation",
+                    "failed to create thread")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when ``exc`` says nothing about the input: memory, threads, I/O. A model file that
+    fails to load for one of these reasons may load on the next try."""
+    if isinstance(exc, (MemoryError, OSError, TransientError)):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in _TRANSIENT_WORDS)

@@ -911,6 +911,16 @@ def _serving_change(repo: GitRepo, model_id: str, path: str, change: _FileChange
     return any(c.kind in SERVING_CHANGE_KINDS for c in model_changes(model_id, old, new))
 
 
+def _shallow_boundary(repo: GitRepo) -> frozenset[str]:
+    """Commits a shallow clone has without their parents (git lists them in ``$GIT_DIR/shallow``);
+    empty for a full clone."""
+    try:
+        text = (repo.git_dir / "shallow").read_text("ascii", errors="replace")
+    except OSError:
+        return frozenset()
+    return frozenset(text.split())
+
+
 def plan_rollback(repo: GitRepo, snapshot: Snapshot, model_id: str) -> Proposal:
     """Revert the newest commit that changed what ``model_id`` serves (its active version, traffic
     or weights) and is not rolled back already, as ``git revert`` would, on top of ``snapshot``."""
@@ -930,6 +940,15 @@ def plan_rollback(repo: GitRepo, snapshot: Snapshot, model_id: str) -> Proposal:
                            "nothing to roll back",
                            hint=f"to serve another version, make it active: modelgit rollback {model_id} "
                                 "--to VERSION")
+    shallow = _shallow_boundary(repo)
+    if history and history[-1].commit in shallow and (index is None or index == len(history) - 1):
+        # The oldest commit this clone has looks like the model's creation (its parents were not
+        # fetched); what to roll back to may lie beyond it.
+        raise InvalidError(
+            f"the history of '{model_id}' is shallow: this clone stops at commit "
+            f"{history[-1].commit[:12]} and cannot see what it changed; nothing was committed",
+            hint="fetch more history and run again: git fetch --deepen=100 (or git fetch --unshallow)",
+        )
     if index is None:
         raise InvalidError(f"no commit changed what '{model_id}' serves; nothing to roll back")
     target = history[index]

@@ -5,6 +5,7 @@ Each rule yields ``(json_path, code, message, hint)``; the caller turns the path
 
 from __future__ import annotations
 
+import datetime
 import difflib
 from collections.abc import Iterator
 from typing import Any
@@ -44,6 +45,8 @@ def _model_rules(model: Model, model_id: str) -> Iterator[Problem]:
             seen[version.version] = index
         if version.status == "active":
             actives.append(index)
+        if version.trained is not None:
+            yield from _date_rules(version.trained, ("versions", index, "trained"))
         if isinstance(version.artifact, FileArtifact):
             yield from _path_rules(version.artifact.path, ("versions", index, "artifact", "path"))
         if _task_needs_file(model) and isinstance(version.artifact, HostedArtifact):
@@ -72,6 +75,16 @@ def _model_rules(model: Model, model_id: str) -> Iterator[Problem]:
                 yield (("versions", index, "status"), "RULE006",
                        f"the model is retired but version '{version.version}' is {version.status}",
                        f"deprecate or archive it, or remove 'retired: true' to keep {model.name} in service")
+
+
+def _date_rules(text: str, jpath: tuple[Any, ...]) -> Iterator[Problem]:
+    """The schema checks the YYYY-MM-DD shape; the calendar decides whether the day exists."""
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        where = ".".join(map(str, jpath))
+        yield (jpath, "RULE007", f"{where}: {text} is not a date in the calendar",
+               "check the month (01-12) and the day of that month")
 
 
 def _task_needs_file(model: Model) -> bool:
@@ -119,6 +132,11 @@ def _path_rules(path: str, jpath: tuple[Any, ...]) -> Iterator[Problem]:
         yield (jpath, "PATH003", f"path '{path}' has a '.' or empty part ('./', '//' or a "
                "trailing '/')", "write the plain path from the repository root, e.g. "
                "registry/artifacts/model.onnx")
+
+
+def path_is_clean(path: str) -> bool:
+    """True when :func:`_path_rules` has nothing to say about ``path`` (safe to look up in git)."""
+    return not any(_path_rules(path, ()))
 
 
 def signature_of(version: Version) -> dict[str, Any] | None:

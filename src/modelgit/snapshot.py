@@ -418,6 +418,16 @@ def _describe(error: Any, plain: str | None) -> tuple[str, str, str]:
         return _describe_type(error, where, plain)
     if kind == "enum":
         allowed = ", ".join(map(str, error.validator_value))
+        if plain is not None and not isinstance(instance, str) and plain in error.validator_value:
+            return ("SCHEMA003", f"{where}: {plain} is read as {yamlio._kind(instance)}, not a string",
+                    yamlio._quote_hint(plain))
+        if plain is not None and not isinstance(instance, str):
+            # `status: yes` is the boolean true to YAML 1.1: show what the user wrote, and say
+            # that quoting keeps the word (which then has to be one of the allowed values).
+            return ("SCHEMA005",
+                    f"{where}: {plain} is read as {yamlio._kind(instance)}, not one of {allowed}",
+                    f"use one of these values; to keep the word {plain}, quote it: "
+                    f"{yamlio._quote_hint(plain)[len('quote it: '):]}")
         close = difflib.get_close_matches(str(instance), list(map(str, error.validator_value)), 1)
         hint = f"did you mean '{close[0]}'?" if close else "use one of these values"
         return ("SCHEMA005", f"{where}: {instance!r} is not one of {allowed}", hint)

@@ -10,12 +10,13 @@ from typing import Any
 
 from modelgit import rules, yamlio
 from modelgit.artifacts import ArtifactFacts
-from modelgit.errors import Finding, InvalidError
+from modelgit.errors import Finding, InvalidError, TransientError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
 from modelgit.snapshot import Loader, Snapshot, model_path
 from modelgit.spec import FileArtifact, Model
 
 MAX_LINK_HOPS = 8
+TRANSIENT_CODE = "ART004"  # an artifact could not be checked this time (memory, threads, I/O)
 
 
 @dataclass
@@ -28,6 +29,9 @@ class Report:
     artifacts_checked: int = 0
     notes: list[str] = field(default_factory=list)
     snapshot: Snapshot | None = field(default=None, repr=False, compare=False)
+    # Some finding may not repeat (an artifact could not be checked for want of memory, a
+    # thread, I/O): the runtime retries such a commit instead of refusing it for good.
+    transient: bool = False
 
     @property
     def valid(self) -> bool:
@@ -69,7 +73,12 @@ class Validator:
         report = Report(snapshot.commit, None, findings, len(snapshot.files),
                         sum(len(m.versions) for m in models.values()), snapshot=snapshot)
         if check_artifacts:
-            report.artifacts_checked = self._check_files(snapshot, models, findings)
+            # Models refused only by a semantic rule are typed too: check their artifacts, so a
+            # recorded signature that differs from the file is reported as that (ART003), not
+            # only as the breaking change it seems to be (RULE020).
+            checked = {mid: f.spec or f.typed for mid, f in snapshot.files.items()
+                       if f.spec is not None or f.typed is not None}
+            report.artifacts_checked, report.transient = self._check_files(snapshot, checked, findings)
         if base is not None:
             base_snapshot = self.loader.load(base)
             report.base = base_snapshot.commit
@@ -81,13 +90,15 @@ class Validator:
         findings.sort(key=lambda f: (f.path, f.line or 0, f.col or 0, f.code))
         return report
 
-    def _check_files(self, snapshot: Snapshot, models: dict[str, Model], findings: list[Finding]) -> int:
+    def _check_files(self, snapshot: Snapshot, models: dict[str, Model],
+                     findings: list[Finding]) -> tuple[int, bool]:
         """Artifacts and datasets must exist at the ref, inside the repo, with the recorded sha256
         and (for ONNX files) the recorded signature.
 
         The outcome for one model file depends only on its blob and the blobs its paths resolve
         to, so it is remembered under those ids: re-validating after one file changed re-checks
-        only that file (plus a dictionary lookup per unchanged one)."""
+        only that file (plus a dictionary lookup per unchanged one). An outcome with a transient
+        finding is not remembered. Returns (files checked, whether any finding is transient)."""
         pending: list[tuple[tuple[Any, ...], str, list[Any]]] = []
         checked = 0
         for model_id, model in models.items():
@@ -95,7 +106,10 @@ class Validator:
             parsed = snapshot.files[model_id]
             refs = self._refs.get((path, parsed.blob))
             if refs is None:
-                refs = self._refs[(path, parsed.blob)] = _file_refs(model)
+                # A model refused by a rule is checked too; its unsafe paths (already reported by
+                # the path rules) are not looked up.
+                refs = self._refs[(path, parsed.blob)] = [
+                    ref for ref in _file_refs(model) if rules.path_is_clean(ref[0])]
             resolved = [(ref, *resolve_path(snapshot, ref[0])) for ref in refs]
             key = (path, parsed.blob, tuple(e.blob if e else p for _, e, p in resolved))
             checked += sum(1 for _, e, _ in resolved if e is not None)
@@ -110,14 +124,18 @@ class Validator:
                                       or (kind == "artifact" and self.facts.signatures.get(entry.blob) is None))
         ]
         contents = snapshot.source.read_many(("", e) for e in needed) if needed else {}
+        transient = False
         for key, path, resolved in pending:
             found: list[Finding] = []
             for ref, entry, problem in resolved:
                 self._check_ref(snapshot, path, ref, entry, problem, contents, found)
-            self._outcomes[key] = tuple(found)
+            if any(f.code == TRANSIENT_CODE for f in found):
+                transient = True
+            else:
+                self._outcomes[key] = tuple(found)
             findings.extend(found)
         self.facts.flush()
-        return checked
+        return checked, transient
 
     def _check_ref(self, snapshot: Snapshot, path: str, ref: tuple[Any, ...], entry: Entry | None,
                    problem: tuple[str, str, str] | None, contents: dict[str, bytes],
@@ -140,6 +158,11 @@ class Validator:
             return
         try:
             actual = self.facts.signature(entry.blob, data)
+        except TransientError as exc:
+            findings.append(_at(snapshot, path, (*jpath, "path"), TRANSIENT_CODE,
+                                f"artifact '{target}' could not be checked: {exc.message}",
+                                "out of memory, threads or I/O, not the file: run again"))
+            return
         except InvalidError as exc:
             findings.append(_at(snapshot, path, (*jpath, "path"), "ART002",
                                 _onnx_problem(target, exc.message),
@@ -148,8 +171,9 @@ class Validator:
             return
         if signature is not None and signature.model_dump() != actual:
             findings.append(_at(snapshot, path, (*jpath, "signature"), "ART003",
-                                f"recorded signature does not match the ONNX file: "
-                                f"file has {_short_signature(actual)}",
+                                f"recorded signature does not match the ONNX file '{target}': "
+                                f"recorded {_short_signature(signature.model_dump())}, "
+                                f"the file has {_short_signature(actual)}",
                                 "re-register the artifact so the signature is read from it"))
 
 
@@ -201,6 +225,9 @@ def resolve_path(snapshot: Snapshot, path: str) -> tuple[Entry | None, tuple[str
             entry = _lookup_outside_registry(snapshot, current)
         if entry is None:
             where = f"commit {snapshot.commit[:12]}" if snapshot.commit else "the working tree"
+            if _is_directory(snapshot, current):
+                return None, ("ART011", f"'{current}' is a directory at {where}, not a file",
+                              "point the path at the file inside it")
             return None, ("ART010", f"file '{current}' does not exist at {where}",
                           f"fix the path, or add and commit the file: git add {current}")
         if entry.mode != SYMLINK_MODE:
@@ -213,6 +240,15 @@ def resolve_path(snapshot: Snapshot, path: str) -> tuple[Entry | None, tuple[str
         current = joined
     return None, ("PATH011", f"'{path}' is a chain of more than {MAX_LINK_HOPS} symlinks",
                   "point the path at the file itself")
+
+
+def _is_directory(snapshot: Snapshot, path: str) -> bool:
+    prefix = path.rstrip("/") + "/"
+    if any(name.startswith(prefix) for name in snapshot.entries):
+        return True
+    if snapshot.commit is None:
+        return (snapshot.source.root / path).is_dir()
+    return bool(snapshot.source.repo.tree(snapshot.commit, prefix))
 
 
 def _lookup_outside_registry(snapshot: Snapshot, path: str) -> Entry | None:

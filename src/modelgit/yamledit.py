@@ -29,10 +29,40 @@ _BLOCK_KEY = re.compile(r"^((?:-\s+)*)([^\s#\-\[{][^#]*?):\s*(?:#.*)?$")
 _DASH = re.compile(r"^-(\s+)\S")
 
 
+def _represent_float(representer: Any, data: float) -> Any:
+    """A new float as YAML 1.1 spells it, so PyYAML, ruamel.yaml and our reader all read the same
+    number: ``1.0e-05``, not ruamel's ``1e-05`` (a string to PyYAML, refused by yamlio)."""
+    text = repr(data).lower()
+    if data != data or data in (float("inf"), float("-inf")):
+        return representer.represent_float(data)
+    if "e" in text and "." not in text:
+        text = text.replace("e", ".0e", 1)
+    return representer.represent_scalar("tag:yaml.org,2002:float", text)
+
+
+_representer_class: Any = None
+
+
+def _representer() -> Any:
+    """ruamel's round-trip representer with our float spelling, as a subclass so that ruamel's
+    own class (shared with any host that embeds us) is left as it was."""
+    global _representer_class
+    if _representer_class is None:
+        from ruamel.yaml.representer import RoundTripRepresenter
+
+        class _Representer(RoundTripRepresenter):  # type: ignore[misc]
+            pass
+
+        _Representer.add_representer(float, _represent_float)
+        _representer_class = _Representer
+    return _representer_class
+
+
 def _yaml(layout: tuple[int, int, int]) -> Any:
     from ruamel.yaml import YAML
 
     yaml = YAML()
+    yaml.Representer = _representer()
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap long lines (sha256 values, descriptions)
     yaml.indent(mapping=layout[0], sequence=layout[1], offset=layout[2])

@@ -18,6 +18,7 @@ line of a JSON path when a finding needs it (rare, so we pay only then).
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import yaml
@@ -88,6 +89,34 @@ def _typed(text: str) -> Any:
     return value
 
 
+# A float whose mantissa has no dot (`9e1`, `1e-5`) or whose exponent has no sign (`1.0e5`):
+# PyYAML follows the YAML 1.1 float regexp and reads these as strings, ruamel.yaml (our writer,
+# in either YAML version) reads them as floats. A file must mean one thing to every tool, so the
+# reader refuses them (:class:`AmbiguousNumber`) and the writer never emits them (yamledit).
+_AMBIGUOUS_FLOAT = re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*[eE][-+]?[0-9]+|[0-9][0-9_]*\.[0-9_]*[eE][0-9]+|\.[0-9][0-9_]*[eE][0-9]+)$"
+)
+
+
+class AmbiguousNumber:
+    """A plain scalar that YAML 1.1 readers disagree on: a float to ruamel.yaml, a string to PyYAML."""
+
+    __slots__ = ("number", "text")
+
+    def __init__(self, text: str, number: float) -> None:
+        self.text = text
+        self.number = number
+
+
+class TooLongInteger:
+    """A plain integer past Python's limit on digits converted to ``int`` (4,300 by default)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def _resolve(text: str) -> Any:
     if _DECIMAL.match(text):
         return float(text)  # the common case, without building a PyYAML node
@@ -96,14 +125,20 @@ def _resolve(text: str) -> Any:
     if _BOOL.match(text):
         return text in _TRUE
     if _INT.match(text):
-        return _constructor.construct_yaml_int(yaml.ScalarNode("", text))
+        try:
+            return _constructor.construct_yaml_int(yaml.ScalarNode("", text))
+        except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+            return TooLongInteger(text)
+    if _AMBIGUOUS_FLOAT.match(text):
+        return AmbiguousNumber(text, float(text.replace("_", "")))
     if _FLOAT.match(text):
         return _constructor.construct_yaml_float(yaml.ScalarNode("", text))
     return text
 
 
 def is_typed_plain(text: str) -> bool:
-    """True when a plain (unquoted) scalar would not be read as the string it looks like."""
+    """True when a plain (unquoted) scalar would not be read as the string it looks like (or some
+    YAML readers would not read it so)."""
     return not isinstance(_typed(text), str) or bool(_TIMESTAMP.match(text))
 
 
@@ -365,6 +400,9 @@ def _build_events(parser: Any, path: str, findings: list[Finding],
                      f"explicit tag '{_tag_text(event.tag)}' is not allowed",
                      "remove the tag; to keep a value a string, quote it")
             value = _typed(event.value) if event.implicit[0] else event.value
+            if value.__class__ is AmbiguousNumber or value.__class__ is TooLongInteger:
+                _refuse_number(findings, path, event.start_mark, value)
+                value = event.value
         elif cls is MappingStartEvent or cls is SequenceStartEvent:
             if event.anchor is not None:
                 _err(findings, path, event.start_mark, "YAML010",
@@ -422,6 +460,8 @@ def _build_events(parser: Any, path: str, findings: list[Finding],
             elif value in frame[0]:
                 _err(findings, path, mark, "YAML017", f"duplicate key '{value}'",
                      "keep one of them; YAML would silently keep the last")
+            elif not value.isascii():
+                _check_normalized_duplicate(findings, path, mark, value, frame[0])
             frame[2] = value
             frame[3] = mark
         else:
@@ -430,6 +470,44 @@ def _build_events(parser: Any, path: str, findings: list[Finding],
 
 
 _NO_KEY = object()
+
+
+def _refuse_number(findings: list[Finding], path: str, mark: Any, value: Any) -> None:
+    if isinstance(value, TooLongInteger):
+        digits = sum(ch.isdigit() for ch in value.text)
+        _err(findings, path, mark, "YAML018",
+             f"integer with {digits:,} digits is too long to read",
+             "no registry value needs this many digits; if it is text, quote it")
+        return
+    number = value.number
+    plain = repr(number) if "e" not in repr(number) else _signed_exponent(repr(number))
+    _err(findings, path, mark, "YAML019",
+         f"{value.text} is read as the number {number!r} by some YAML readers and as a string by others",
+         f"write the number as {plain}, or quote it if it is text: '{value.text}'")
+
+
+def _signed_exponent(text: str) -> str:
+    """``1e-05`` as YAML 1.1 writes a float: a dot in the mantissa, a sign on the exponent."""
+    mantissa, _, exponent = text.partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    if exponent[:1] not in "+-":
+        exponent = "+" + exponent
+    return f"{mantissa}e{exponent}"
+
+
+def _check_normalized_duplicate(findings: list[Finding], path: str, mark: Any, key: str,
+                                mapping: dict[str, Any]) -> None:
+    """Two keys that differ only in Unicode normalisation (``café`` typed as one code point or as
+    ``e`` + combining accent) look the same in every editor, yet YAML keeps both."""
+    normal = unicodedata.normalize("NFC", key)
+    for other in mapping:
+        if not other.isascii() and unicodedata.normalize("NFC", other) == normal:
+            _err(findings, path, mark, "YAML017",
+                 f"duplicate key '{normal}' (the same text as an earlier key, in another "
+                 "Unicode normalisation)",
+                 "keep one of them; retype the key so both are written the same way")
+            return
 
 
 def _kind(value: Any) -> str:

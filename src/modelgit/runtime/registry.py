@@ -38,7 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelgit.errors import GitError, InputError, InvalidError, ModelgitError, UsageError
+from modelgit.errors import (
+    GitError,
+    InputError,
+    InvalidError,
+    ModelgitError,
+    TransientError,
+    UsageError,
+    is_transient,
+)
 from modelgit.gitstore import GitRepo
 from modelgit.runtime.router import BUCKETS, RouteTable, _hash
 from modelgit.snapshot import Loader, Snapshot
@@ -201,7 +209,7 @@ class Registry:
         A pin ``"model:version"`` returns its version. When the routed version cannot load, the
         active version serves it (see ``info()["models"][model]["fallbacks"]``)."""
         state = self._state
-        name, _, pinned = model.partition(":")
+        name, pinned = _split_pin(model)
         entry = _model_state(state, name)
         if pinned:
             _pinnable(name, entry, pinned)
@@ -216,7 +224,7 @@ class Registry:
         there is no key. A pin resolves to itself (loading it). Raises when nothing can serve.
         For tools and debugging: it counts no fallback."""
         state = self._state
-        name, _, pinned = model.partition(":")
+        name, pinned = _split_pin(model)
         entry = _model_state(state, name)
         if pinned:
             return pinned, self._resolve_slow(state, model, key).version
@@ -239,7 +247,7 @@ class Registry:
         return loaded
 
     def _resolve_slow(self, state: _State, model: str, key: object) -> _Loaded:
-        name, _, pinned = model.partition(":")
+        name, pinned = _split_pin(model)
         entry = _model_state(state, name)
         if pinned:
             loaded = entry.loaded.get(pinned)
@@ -376,7 +384,10 @@ class Registry:
                 state = self._build(commit)
                 self._check_still_serving(state)
             except ModelgitError as exc:
-                self._refuse(commit, exc.render(), final=not isinstance(exc, GitError))
+                # Judged once only when the refusal is about the commit's content; a git or a
+                # transient failure (memory, threads, I/O) is retried on the next poll.
+                self._refuse(commit, exc.render(),
+                             final=not isinstance(exc, (GitError, TransientError)))
                 self._release_unused()
                 return False
             except Exception as exc:  # a bug or an onnxruntime crash must not stop serving
@@ -439,13 +450,15 @@ class Registry:
                                    hint="promote a version, or set 'retired: true' to take it out of "
                                         "service on purpose")
             if old.serving and new is not None and new.active is not None and not new.serving:
-                raise InvalidError(f"model '{name}': active version '{new.active}' cannot be loaded: "
+                error = TransientError if new.transient else InvalidError
+                raise error(f"model '{name}': active version '{new.active}' cannot be loaded: "
                                    f"{new.errors.get(new.active)}; keeping the current state")
 
     def _build(self, commit: str) -> _State:
         report = self._validator.validate(commit)
         if not report.valid:
-            raise InvalidError(f"registry at {commit[:12]} is invalid", findings=report.findings[:20])
+            error = TransientError if report.transient else InvalidError
+            raise error(f"registry at {commit[:12]} is invalid", findings=report.findings[:20])
         snapshot = report.snapshot
         assert snapshot is not None
         salt = ""
@@ -537,7 +550,7 @@ class Registry:
                 return
         except ModelgitError as exc:
             entry.errors[version_id] = exc.message
-            entry.transient = entry.transient or isinstance(exc, GitError)
+            entry.transient = entry.transient or isinstance(exc, (GitError, TransientError))
             log.warning("modelgit: %s:%s cannot load: %s", name, version_id, exc.message)
             return
         hosted = isinstance(session, HostedModel)
@@ -574,8 +587,9 @@ class Registry:
         try:
             session = sessions.create(data, self._session_options, self._providers)
         except Exception as exc:  # onnxruntime's own exception types
-            raise InvalidError(f"{artifact.path}: onnxruntime cannot load it: "
-                               f"{str(exc).strip()[:200]}") from None
+            error = TransientError if is_transient(exc) else InvalidError
+            raise error(f"{artifact.path}: onnxruntime cannot load it: "
+                        f"{str(exc).strip()[:200] or type(exc).__name__}") from None
         self._sessions[artifact.sha256] = session
         return session
 
@@ -589,6 +603,18 @@ class Registry:
         }
         for sha in [s for s in self._sessions if s not in live]:
             del self._sessions[sha]
+
+
+def _split_pin(model: str) -> tuple[str, str]:
+    """``"score"`` → ("score", ""), ``"score:v2"`` → ("score", "v2"); a ':' with nothing on one
+    side is a mistake, not a request for the split."""
+    name, colon, pinned = model.partition(":")
+    if colon and not (name and pinned):
+        what = "no version after ':'" if name else "no model before ':'"
+        raise UsageError(f"'{model}' has {what}",
+                         hint=f"write '{name or 'MODEL'}' to follow the traffic split, or "
+                              f"'{name or 'MODEL'}:VERSION' to pin a version")
+    return name, pinned
 
 
 def _pinnable(name: str, entry: _ModelState, version_id: str) -> None:
