@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 
 from conftest import Repo
-from modelgit import HostedModel, Registry
+from modelgit import HostedModel, Registry, sessions
 from modelgit.errors import InvalidError, UsageError
 from modelgit.runtime.router import RouteTable
 from modelgit.spec import FileArtifact
@@ -203,11 +203,16 @@ def test_a_tampered_artifact_never_reaches_onnxruntime(repo: Repo, monkeypatch: 
                    {"v1": 90, "v2": 10})
     reg_repo.commit("v2's file is not the one recorded")
     seen = refuse_when_optimizing(monkeypatch, b"")
+    probed: list[bytes] = []  # what validation's model check (a child process) was given
+    real_probe = sessions.probe_many
+    monkeypatch.setattr(sessions, "_learnt", {})
+    monkeypatch.setattr(sessions, "probe_many", lambda blobs, limits=None: probed.extend(blobs) or
+                        real_probe(blobs, limits))
     with pytest.raises(InvalidError, match="invalid") as info:
         Registry.open(repo.root)
     assert "sha256 mismatch" in info.value.render()
-    assert tampered not in seen
-    assert model_bytes(1) in seen  # v1 was checked (validation) and is fine
+    assert tampered not in seen and tampered not in probed
+    assert model_bytes(1) in probed  # v1 was checked (validation) and is fine
 
 
 def test_session_for_verifies_the_digest_itself(score: RegistryRepo, monkeypatch: pytest.MonkeyPatch) -> None:

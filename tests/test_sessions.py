@@ -3,6 +3,8 @@ time limit, and what breaks a limit is refused with the limit it broke (issue 9,
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -81,3 +83,25 @@ def test_an_endless_loop_is_refused_by_the_time_limit() -> None:
 def test_bytes_that_are_no_model_are_refused_without_a_limit() -> None:
     found = sessions.probe(b"\x08\x01garbage" * 10, SMALL)
     assert found.signature is None and found.limit is None and not found.transient and found.problem
+
+
+def test_validate_refuses_an_artifact_that_breaks_a_limit(example_repo: Any, cli: Any,
+                                                           monkeypatch: Any) -> None:
+    from conftest import sha256_hex
+
+    monkeypatch.setenv("MODELGIT_ONNX_MEMORY", str(SMALL.memory_bytes))
+    monkeypatch.setattr(sessions, "_learnt", {})
+    r = example_repo
+    bomb = constant_of_shape_bomb()
+    r.write("registry/artifacts/bomb.onnx", bomb)
+    text = r.read("registry/models/calling_score.yaml").replace("traffic:", (
+        "  - version: v9-bomb\n    status: staging\n"
+        f"    artifact: {{path: registry/artifacts/bomb.onnx, sha256: {sha256_hex(bomb)}}}\n"
+        "    breaking_changes: [no inputs]\ntraffic:"), 1)
+    r.write("registry/models/calling_score.yaml", text)
+    r.commit("a version that asks for a gigabyte")
+    code, out, err = cli("-C", str(r.root), "validate")
+    assert code == 1 and "Traceback" not in out + err
+    (line,) = [line for line in out.splitlines() if "bomb.onnx" in line]
+    assert " ART005 artifact 'registry/artifacts/bomb.onnx' refused by the model check: " in line
+    assert "805,306,368-byte memory limit" in line and "MODELGIT_ONNX_MEMORY" in line

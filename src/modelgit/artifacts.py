@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modelgit.errors import InvalidError, TransientError, is_transient
+from modelgit.errors import InvalidError, LimitError, TransientError
 
 _LINE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})\t(.+)$")
 
@@ -122,6 +123,7 @@ class ArtifactFacts:
         base = git_dir / "modelgit" if git_dir else None
         self.digests = BlobCache(base / "sha256" if base else None, _sound_digest)
         self.signatures = BlobCache(base / "onnx-signature" if base else None, _sound_signature)
+        self._tried: dict[str, Any] = {}  # blob → sessions.Probe, from prefetch_signatures
 
     def sha256(self, blob: str, data: bytes) -> str:
         cached = self.digests.get(blob)
@@ -130,6 +132,15 @@ class ArtifactFacts:
             self.digests.put(blob, cached)
         return cached
 
+    def prefetch_signatures(self, items: list[tuple[str, bytes]]) -> None:
+        """Probe every artifact not known yet in one child process (one start-up for all)."""
+        from modelgit import sessions
+
+        todo = [(blob, data) for blob, data in dict(items).items()
+                if data and self.signatures.get(blob) is None and blob not in self._tried]
+        if todo:
+            self._tried.update(zip([b for b, _ in todo], sessions.probe_cached([d for _, d in todo]), strict=True))
+
     def signature(self, blob: str, data: bytes) -> dict[str, Any]:
         """The ONNX signature of a model file; InvalidError when onnxruntime cannot load it, and
         TransientError (not cached: the next call tries again) when it failed for want of memory,
@@ -137,9 +148,9 @@ class ArtifactFacts:
         cached = self.signatures.get(blob)
         if cached is None:
             try:
-                result: dict[str, Any] = {"ok": read_signature(data)}
-            except TransientError:
-                raise
+                result: dict[str, Any] = {"ok": read_signature(data, self._tried.pop(blob, None))}
+            except (TransientError, LimitError):
+                raise  # not a fact about the blob alone: a limit can be raised
             except InvalidError as exc:
                 result = {"error": exc.message}
             cached = json.dumps(result, separators=(",", ":"))
@@ -154,31 +165,27 @@ class ArtifactFacts:
         self.signatures.flush()
 
 
-def read_signature(data: bytes) -> dict[str, Any]:
-    """Inputs and outputs of an ONNX model, as onnxruntime sees them.
-
-    Graph optimisations are off: this only proves the file loads and reads its signature, and it
-    keeps a constant-folding bomb (a 122-byte ConstantOfShape of 2^28) from costing a gigabyte.
-    """
+def read_signature(data: bytes, tried: Any = None) -> dict[str, Any]:
+    """Inputs and outputs of an ONNX model, learnt by loading and running it once in a child
+    process under the model check's memory and time limits (:mod:`modelgit.sessions`), with the
+    options the runtime serves with. ``tried``: its Probe when it was probed with others already.
+    InvalidError when it cannot load, LimitError when it breaks a limit, TransientError when the
+    check itself could not run (never a fact)."""
     if not data:
         raise InvalidError("the artifact is empty, not an ONNX model")
-    import onnxruntime as ort
+    from modelgit import sessions
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/RuntimeError types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if is_transient(exc):
-            raise TransientError(f"onnxruntime could not load it this time: {reason[:300]}",
-                                 hint="this says nothing about the file; run again") from None
-        raise InvalidError(f"not a loadable ONNX model: {reason[:300]}") from None
-    return {
-        "inputs": [_tensor(arg) for arg in session.get_inputs()],
-        "outputs": [_tensor(arg) for arg in session.get_outputs()],
-    }
+    found = tried if tried is not None else sessions.probe_cached([data])[0]
+    if found.transient:
+        raise TransientError(f"the model check could not run: {found.problem}",
+                             hint="this says nothing about the file; run again")
+    if found.limit is not None:
+        raise LimitError(f"refused by the model check: {found.problem}", limit=found.limit,
+                         hint=f"raise MODELGIT_ONNX_{'MEMORY' if found.limit == 'memory' else 'SECONDS'} "
+                              "if the model really needs it")
+    if found.signature is None:
+        raise InvalidError(f"not a loadable ONNX model: {found.problem}")
+    return found.signature
 
 
 def _tensor(arg: Any) -> dict[str, Any]:

@@ -124,6 +124,15 @@ class TransientError(InvalidError):
     as a fact, and a runtime reload refused for it is retried on the next poll."""
 
 
+class LimitError(InvalidError):
+    """A model that breaks a limit of the model check (memory or time) while it loads or runs once:
+    refused like an invalid one, with the limit named (``limit``)."""
+
+    def __init__(self, message: str, *, limit: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.limit = limit
+
+
 # onnxruntime reports C++ std::bad_alloc, a failed thread start or a failed allocation in its own
 # RuntimeError-like types (Fail, RuntimeException); these words mark them as transient.
 _TRANSIENT_WORDS = ("bad_alloc", "out of memory", "failed to allocate", "cannot allocate memory",

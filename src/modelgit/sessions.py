@@ -57,14 +57,16 @@ class Probe:
     transient: bool = False
 
 
-def options(optimize: bool = True) -> Any:
-    """The SessionOptions modelgit serves with (and validates with, in the probe's child)."""
+def options(threads: int = 0) -> Any:
+    """The SessionOptions modelgit serves with (and validates with, in the probe's child: there
+    with one thread, so the address-space cap measures the model, not the machine's core count)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    if not optimize:
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = threads
     return opts
 
 
@@ -117,7 +119,7 @@ for line in sys.stdin:
     result = {}
     try:
         data = open(path, "rb").read()
-        session = sessions.create(data)
+        session = sessions.create(data, sessions.options(threads=1))
         result["signature"] = sessions.signature_of(session)
         feeds = sessions.sample_feeds(session)
         if feeds is not None:
@@ -163,11 +165,33 @@ def probe(data: bytes, limits: Limits | None = None) -> Probe:
     return probe_many([data], limits)[0]
 
 
+# What probes taught this process, by (sha256 of the bytes, limits): facts, so a process that
+# checks the same artifact again (many repositories, a long-lived server) does not start a child.
+_learnt: dict[tuple[str, str], Probe] = {}
+_LEARNT_MAX = 4096
+
+
+def probe_cached(blobs: list[bytes], limits: Limits | None = None) -> list[Probe]:
+    """:func:`probe_many`, answering from what this process learnt already; transient outcomes are
+    never kept."""
+    import hashlib
+
+    limits = limits or Limits.from_env()
+    keys = [(hashlib.sha256(data).hexdigest(), limits.key()) for data in blobs]
+    todo = [i for i, key in enumerate(keys) if key not in _learnt]
+    fresh = dict(zip(todo, probe_many([blobs[i] for i in todo], limits), strict=True)) if todo else {}
+    if len(_learnt) + len(fresh) > _LEARNT_MAX:
+        _learnt.clear()
+    _learnt.update((keys[i], found) for i, found in fresh.items() if not found.transient)
+    return [fresh[i] if i in fresh else _learnt[key] for i, key in enumerate(keys)]
+
+
 def _run_child(paths: list[str], todo: list[int], results: list[Probe | None], limits: Limits) -> list[int]:
     """Probe ``todo`` in one child; return what is left when the child had to be stopped."""
     from modelgit.errors import printable
 
-    env = dict(os.environ, ORT_LOGGING_LEVEL="3")
+    # Few malloc arenas: each reserves 64 MB of address space per thread that touches it.
+    env = dict(os.environ, ORT_LOGGING_LEVEL="3", MALLOC_ARENA_MAX="2")
     try:
         child = subprocess.Popen([sys.executable, "-c", _CHILD, str(limits.memory_bytes)], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)

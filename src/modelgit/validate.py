@@ -10,7 +10,7 @@ from typing import Any
 
 from modelgit import rules, yamlio
 from modelgit.artifacts import ArtifactFacts
-from modelgit.errors import Finding, InvalidError, TransientError
+from modelgit.errors import Finding, InvalidError, LimitError, TransientError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
 from modelgit.snapshot import Loader, Snapshot, model_path
 from modelgit.spec import FileArtifact, Model
@@ -124,6 +124,13 @@ class Validator:
                                       or (kind == "artifact" and self.facts.signatures.get(entry.blob) is None))
         ]
         contents = snapshot.source.read_many(("", e) for e in needed) if needed else {}
+        # One model-check child for every artifact not known yet; only bytes that match their
+        # recorded sha256 go to onnxruntime, even in the child.
+        self.facts.prefetch_signatures([
+            (entry.blob, contents[entry.blob]) for _, _, resolved in pending
+            for (_, _, sha256, kind, _), entry, _ in resolved
+            if kind == "artifact" and entry is not None and entry.blob in contents
+            and self.facts.sha256(entry.blob, contents[entry.blob]) == sha256])
         transient = False
         for key, path, resolved in pending:
             found: list[Finding] = []
@@ -162,6 +169,10 @@ class Validator:
             findings.append(_at(snapshot, path, (*jpath, "path"), TRANSIENT_CODE,
                                 f"artifact '{target}' could not be checked: {exc.message}",
                                 "out of memory, threads or I/O, not the file: run again"))
+            return
+        except LimitError as exc:
+            findings.append(_at(snapshot, path, (*jpath, "path"), "ART005",
+                                f"artifact '{target}' {exc.message}", exc.hint))
             return
         except InvalidError as exc:
             findings.append(_at(snapshot, path, (*jpath, "path"), "ART002",
