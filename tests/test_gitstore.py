@@ -46,14 +46,15 @@ def _with_origin(example_repo: Repo, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("remote", ["--receive-pack=touch {marker}", "-oProxyCommand=touch {marker}",
                                     "--repo=origin", "-v"])
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
 def test_an_option_looking_push_remote_is_refused_before_anything_runs(
-        example_repo: Repo, tmp_path: Path, cli, remote: str) -> None:
+        example_repo: Repo, tmp_path: Path, cli, remote: str, dry_run: list[str]) -> None:
     _with_origin(example_repo, tmp_path)
     marker = tmp_path / "MARKER"
     remote = remote.format(marker=marker)
     before = _refs(example_repo)
     code, out, err = cli("-C", str(example_repo.root), "promote", "calling_score", "v2.0-real",
-                         "--push", remote)
+                         "--push", remote, *dry_run)
     assert (code, out) == (2, "")
     assert err == (f"error: remote '{remote}' starts with '-'; nothing was run\n"
                    "hint: name a remote that does not start with '-'\n")

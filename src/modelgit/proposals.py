@@ -750,6 +750,8 @@ def apply(
     """Validate and commit a proposal on a new branch (or the current one)."""
     from modelgit.validate import Validator
 
+    if push is not None:
+        check_remote(push)  # before anything is committed, and in a dry run too
     validator = validator or Validator(repo)
     base = base or validator.loader.load(proposal.base_commit)
     reverts = [proposal.extra_trailers["Modelgit-Reverts"]] if "Modelgit-Reverts" in proposal.extra_trailers else []
@@ -762,8 +764,6 @@ def apply(
     diff = render_diff(base, proposal.changes)
     if dry_run:
         return Outcome(proposal, None, None, diff)
-    if push is not None:
-        check_remote(push)  # before anything is committed
     writer = CommitWriter(repo)
     current = None
     if on_current_branch:
