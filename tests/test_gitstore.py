@@ -143,6 +143,7 @@ def test_file_history_first_parent_and_full(tmp_path: Path) -> None:
     assert [(c.commit, c.trailers) for c in full] == [(side, {"Modelgit-Model": "m"}), (first, {})]
     assert [c.commit for c in repo.file_history(merge, "f.txt", first_parent=False, limit=1)] == [side]
     assert [m.commit for m in repo.commit_messages([merge], exclude=[first])][-1] == side
+    assert repo.commit_messages([], exclude=[first]) == []
 
 
 def test_merge_file_merges_and_reports_conflicts() -> None:

@@ -356,6 +356,9 @@ class GitRepo:
     def commit_messages(self, tips: Iterable[str], exclude: Iterable[str] = ()) -> list[CommitMessage]:
         """The messages of the commits reachable from ``tips`` but not from ``exclude`` (``git log
         tips --not exclude``), newest first."""
+        tips = list(tips)
+        if not tips:
+            return []  # git log with no revision would list HEAD's history
         token = os.urandom(8).hex()
         revisions = [*tips, *(f"^{commit}" for commit in exclude)]
         out = self._git_text("log", f"--format=%H%x1f{token}%x1f%B%x1e{token}%x1e",
