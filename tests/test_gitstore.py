@@ -23,14 +23,21 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "modelgit"
 MODEL = "registry/models/calling_score.yaml"
 
 
-def test_only_gitstore_starts_processes() -> None:
+# Modules allowed to start a process that is not git, and why. sessions.py (the onnxruntime door,
+# on main) runs the Python interpreter to probe a new model under memory and time limits.
+NOT_GIT = {"sessions.py"}
+PROCESS_WORDS = ("subprocess", "os.system", "os.popen", "os.exec", "os.spawn", "Popen")
+
+
+def test_only_gitstore_starts_git() -> None:
     modules = sorted(SRC.rglob("*.py"))
     assert SRC / "gitstore.py" in modules and len(modules) > 20
-    users = [str(p.relative_to(SRC)) for p in modules
-             if p.name != "gitstore.py" and any(word in p.read_text() for word in
-                                                ("subprocess", "os.system", "os.popen", "os.exec",
-                                                 "os.spawn", "Popen"))]
-    assert users == []
+    assert "subprocess" in (SRC / "gitstore.py").read_text()
+    users = {str(p.relative_to(SRC)): p.read_text() for p in modules if p.name != "gitstore.py"
+             and any(word in p.read_text() for word in PROCESS_WORDS)}
+    assert set(users) <= NOT_GIT
+    for name, text in users.items():
+        assert '"git"' not in text and "'git'" not in text, name
 
 
 def _refs(repo: Repo) -> str:
