@@ -162,16 +162,31 @@ def test_salt_and_model_change_the_assignment_but_not_the_shares() -> None:
 
 
 def test_without_a_key_the_choice_is_weighted_random_and_seedable() -> None:
-    table = RouteTable(MODEL, {"v1": 70, "v2": 25, "v3": 5}, SALT)
-    random.seed(1234)
+    table = RouteTable(MODEL, {"v1": 70, "v2": 25, "v3": 5}, SALT, random.Random(1234))
     first = [table.choose() for _ in range(N)]
     counts = Counter(first)
     assert abs(counts["v1"] / N - 0.70) < 0.01
     assert abs(counts["v2"] / N - 0.25) < 0.01
     assert abs(counts["v3"] / N - 0.05) < 0.005
-    random.seed(1234)
-    assert [table.choose() for _ in range(N)] == first
+    again = RouteTable(MODEL, {"v1": 70, "v2": 25, "v3": 5}, SALT, random.Random(1234))
+    assert [again.choose() for _ in range(N)] == first
     assert len(set(first[:50])) > 1  # not sticky: random per call
+
+
+def test_keyless_choices_leave_the_global_random_alone() -> None:
+    """The embedding application's random numbers do not shift, and its random.seed() does not
+    steer routing: the default generator is modelgit's own."""
+    table = RouteTable(MODEL, {"v1": 50, "v2": 50}, SALT)
+    random.seed(99)
+    expected = [random.random() for _ in range(3)]
+    random.seed(99)
+    picks = [table.choose() for _ in range(2000)]
+    assert [random.random() for _ in range(3)] == expected
+    random.seed(7)
+    seeded_once = [table.choose() for _ in range(200)]
+    random.seed(7)
+    assert [table.choose() for _ in range(200)] != seeded_once
+    assert set(picks) == {"v1", "v2"}
 
 
 def test_single_version_table_and_zero_traffic_entries() -> None:

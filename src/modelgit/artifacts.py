@@ -192,7 +192,3 @@ def _tensor(arg: Any) -> dict[str, Any]:
     shape = arg.shape if isinstance(arg.shape, list) else []
     return {"name": arg.name, "type": arg.type, "shape": [d if d != "" else None for d in shape]}
 
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -1,16 +1,23 @@
-"""The only module that talks to git.
+"""The only module that talks to git (a test checks that ``subprocess`` appears nowhere else).
 
 It drives git's plumbing (``ls-tree``, ``cat-file --batch``, ``commit-tree``, ``update-ref``) as
 subprocesses instead of going through GitPython: that reads 1,000 blobs in one round-trip, keeps
 ``modelgit --help`` free of GitPython's 60 ms import and its ``git version`` call on import, and
 lets proposals build commits from a temporary index without touching the user's index, working
 tree or HEAD.
+
+Safe by construction: refs, URLs, remotes, branches and paths come from users and from commits, so
+every call puts them after ``--end-of-options`` (refs) or ``--`` (paths), and a remote or URL that
+looks like an option is refused before git runs. Git calls that talk to a remote may only use the
+transports in ``GIT_ALLOW_PROTOCOL``, which modelgit sets itself (``file:https:ssh``, or
+``$MODELGIT_GIT_PROTOCOLS``): a user's or a repository's gitconfig cannot widen it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,8 +26,6 @@ from pathlib import Path
 from modelgit.errors import GitError, UsageError
 
 SYMLINK_MODE = "120000"
-FILE_MODES = ("100644", "100755")
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +37,127 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
-class Commit:
-    sha: str
+class FileChange:
+    """One commit that changed a file, as :meth:`GitRepo.file_history` reports it: the commit, its
+    author, message and trailers, and the file's blob before and after (``ZERO_SHA`` when the file
+    did not exist on that side)."""
+
+    commit: str
+    parents: tuple[str, ...]
     author: str
     email: str
     date: str
     subject: str
-    body: str
+    message: str
+    trailers: Mapping[str, str]
+    old_blob: str
+    new_blob: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitMessage:
+    commit: str
+    message: str
+
+
+DEFAULT_PROTOCOLS = "file:https:ssh"
+PROTOCOLS_VARIABLE = "MODELGIT_GIT_PROTOCOLS"
+_PROTOCOL_LIST = re.compile(r"^[a-z][a-z0-9+.-]*(:[a-z][a-z0-9+.-]*)*$")
+
+
+def allowed_protocols() -> str:
+    """The transports git may use to reach a remote: ``$MODELGIT_GIT_PROTOCOLS`` (colon-separated,
+    e.g. ``file:https``) or ``file:https:ssh``. Read on every call, not at import."""
+    value = os.environ.get(PROTOCOLS_VARIABLE, "").strip() or DEFAULT_PROTOCOLS
+    if not _PROTOCOL_LIST.match(value):
+        raise UsageError(f"{PROTOCOLS_VARIABLE}='{value}' is not a list of git transports",
+                         hint="separate transport names with colons, e.g. file:https:ssh")
+    return value
+
+
+def _remote_env(prompt: bool = False) -> dict[str, str]:
+    """The environment of a git call that talks to a remote. ``GIT_ALLOW_PROTOCOL`` overrides every
+    ``protocol.*.allow`` setting, so ``ext::`` (which runs a command) and others stay closed."""
+    env = {"GIT_ALLOW_PROTOCOL": allowed_protocols()}
+    if not prompt:
+        env["GIT_TERMINAL_PROMPT"] = "0"  # a server must fail, never wait for a password
+    return env
+
+
+def _refuse_option_like(what: str, value: str) -> None:
+    """Refuse a remote, URL or branch name that git could read as an option (``--upload-pack=…``,
+    ``-oProxyCommand=…``) before any git command sees it."""
+    if value.startswith("-"):
+        raise UsageError(f"{what} '{value}' starts with '-'; nothing was run",
+                         hint=f"name a {what} that does not start with '-'")
+
+
+def _run(args: list[str], cwd: Path, input: bytes | None = None,
+         env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """The one place a git process starts."""
+    full_env = None
+    if env:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    return subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, env=full_env)
+
+
+def _stderr(proc: subprocess.CompletedProcess[bytes], default: str = "git failed") -> str:
+    return proc.stderr.decode("utf-8", "replace").strip() or default
+
+
+def toplevel(path: Path) -> Path | None:
+    """The top-level directory of the working tree containing ``path``, or None outside one."""
+    proc = _run(["rev-parse", "--show-toplevel"], path)
+    return Path(proc.stdout.decode("utf-8", "surrogateescape").strip()) if proc.returncode == 0 else None
+
+
+def init_repository(root: Path) -> None:
+    """``git init`` with ``main`` as the first branch; a UsageError with git's words on failure."""
+    proc = _run(["init", "--quiet", "--initial-branch=main"], root)
+    if proc.returncode != 0:
+        raise UsageError(f"{root}: git init failed: {_stderr(proc, '')}")
+
+
+def check_remote(remote: str, what: str = "remote") -> None:
+    """Refuse a remote name or URL that git could read as an option."""
+    _refuse_option_like(what, remote)
+
+
+def clone_mirror(url: str, dest: Path) -> None:
+    """A bare clone of ``url`` at ``dest``, over the allowed transports only; a GitError with git's
+    words when it fails (nothing is cleaned up: ``dest`` is the caller's)."""
+    check_remote(url, "git URL")
+    proc = _run(["clone", "--quiet", "--bare", "--", url, str(dest)], dest.parent, env=_remote_env())
+    if proc.returncode != 0:
+        raise GitError(_stderr(proc))
+
+
+def merge_file(current: bytes, base: bytes, other: bytes) -> tuple[bytes, bool]:
+    """Three-way merge of one file's contents as ``git merge-file -p`` does it: the merged bytes
+    and whether a conflict is left in them (marked with ``<<<<<<<``)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="modelgit-merge-") as tmp:
+        files = []
+        for name, data in (("current", current), ("base", base), ("other", other)):
+            file = Path(tmp) / name
+            file.write_bytes(data)
+            files.append(str(file))
+        proc = _run(["merge-file", "-p", "--", *files], Path(tmp))
+    # git merge-file exits with the number of conflicts (capped at 127), or negative on an error.
+    if proc.returncode < 0 or proc.returncode > 127:
+        raise GitError(f"git merge-file: {_stderr(proc)}")
+    return proc.stdout, proc.returncode != 0
+
+
+def _trailers(text: str) -> dict[str, str]:
+    found = {}
+    for line in text.strip().splitlines():
+        key, colon, value = line.partition(":")
+        if colon:
+            found[key.strip()] = value.strip()
+    return found
 
 
 def blob_id(data: bytes) -> str:
@@ -62,54 +181,47 @@ class GitRepo:
         cwd = start if start.is_dir() else start.parent
         # --show-toplevel fails in a bare repository (a server's copy, `git clone --bare`), which
         # has objects and refs but no working tree: ask which kind it is first.
-        proc = subprocess.run(["git", "rev-parse", "--is-bare-repository", "--git-common-dir"],
-                              cwd=cwd, capture_output=True, text=True)
+        proc = _run(["rev-parse", "--is-bare-repository", "--git-common-dir"], cwd)
         if proc.returncode != 0:
             raise UsageError(
                 f"{start.resolve()}: not a git repository",
                 hint="run modelgit inside a git repository, or create one with 'modelgit init DIR'",
             )
-        bare, git_dir = proc.stdout.splitlines()[:2]
+        bare, git_dir = proc.stdout.decode("utf-8", "surrogateescape").splitlines()[:2]
         common = (cwd / git_dir).resolve() if not os.path.isabs(git_dir) else Path(git_dir)
         if bare == "true":
             return cls(common, common)
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True,
-                             text=True)
-        if top.returncode != 0:  # inside .git of a repository with a working tree
+        top = toplevel(cwd)
+        if top is None:  # inside .git of a repository with a working tree
             raise UsageError(f"{start.resolve()}: inside a git directory, not a working tree",
                              hint="run modelgit in the repository's top-level directory")
-        return cls(Path(top.stdout.strip()), common)
+        return cls(top, common)
 
     # -- low level -------------------------------------------------------------------------
-    def git(
+    # Private: callers use the typed methods below, each of which keeps operands (refs after
+    # --end-of-options, paths after --) apart from options.
+    def _git(
         self,
         *args: str,
         input: bytes | None = None,
         env: Mapping[str, str] | None = None,
         check: bool = True,
     ) -> subprocess.CompletedProcess[bytes]:
-        full_env = None
-        if env:
-            full_env = dict(os.environ)
-            full_env.update(env)
-        proc = subprocess.run(
-            ["git", *args], cwd=self.root, input=input, capture_output=True, env=full_env
-        )
+        proc = _run(list(args), self.root, input=input, env=env)
         if check and proc.returncode != 0:
-            message = proc.stderr.decode("utf-8", "replace").strip() or "git failed"
-            raise GitError(f"git {args[0]}: {message}")
+            raise GitError(f"git {args[0]}: {_stderr(proc)}")
         return proc
 
-    def git_text(self, *args: str, env: Mapping[str, str] | None = None) -> str:
-        return self.git(*args, env=env).stdout.decode("utf-8", "replace")
+    def _git_text(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        return self._git(*args, env=env).stdout.decode("utf-8", "replace")
 
     # -- refs ------------------------------------------------------------------------------
     def resolve(self, ref: str) -> str:
         """The commit sha a ref names; a UsageError naming the ref when it does not exist."""
-        proc = self.git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}",
+        proc = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}",
                         check=False)
         if proc.returncode != 0:
-            if not self.git_text("for-each-ref", "--count=1").strip():
+            if not self._git_text("for-each-ref", "--count=1").strip():
                 raise UsageError(f"{self.root}: the repository has no commits yet",
                                  hint="commit the registry first: git add registry && git commit -m "
                                       "'Add the model registry'")
@@ -126,7 +238,7 @@ class GitRepo:
             return None
 
     def current_branch(self) -> str | None:
-        proc = self.git("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        proc = self._git("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
     @property
@@ -137,7 +249,7 @@ class GitRepo:
     def git_path(self, name: str) -> Path:
         """Where git keeps ``name`` (``index``, ``HEAD``…) for this checkout: a linked worktree has
         its own index, and ``GIT_INDEX_FILE`` moves it (``git rev-parse --git-path``)."""
-        out = self.git_text("rev-parse", "--git-path", name).strip()
+        out = self._git_text("rev-parse", "--git-path", name).strip()
         return Path(out) if os.path.isabs(out) else self.root / out
 
     def uncommitted(self, paths: Iterable[str], committing: Mapping[str, str] | None = None) -> str:
@@ -145,7 +257,7 @@ class GitRepo:
         untracked); empty when they are all clean. An untracked regular file that already holds
         exactly the blob ``committing`` maps its path to (a dataset saved under registry/ and then
         attached) is not counted: committing it loses nothing of the user's."""
-        status = self.git_text("status", "--porcelain", "--untracked-files=all", "--", *paths)
+        status = self._git_text("status", "--porcelain", "--untracked-files=all", "--", *paths)
         committing = committing or {}
 
         def same_as_committed(line: str) -> bool:
@@ -159,12 +271,14 @@ class GitRepo:
         return "\n".join(line for line in status.splitlines() if not same_as_committed(line)).strip()
 
     def is_ancestor(self, older: str, newer: str) -> bool:
-        return self.git("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
+        return self._git("merge-base", "--is-ancestor", "--end-of-options", older, newer,
+                         check=False).returncode == 0
 
     # -- reading trees and blobs -------------------------------------------------------------
     def tree(self, commit: str, prefix: str) -> dict[str, Entry]:
         """Every file under ``prefix`` at ``commit`` (recursively): path → Entry."""
-        out = self.git("ls-tree", "-r", "-z", "--full-tree", commit, "--", prefix).stdout
+        out = self._git("ls-tree", "-r", "-z", "--full-tree", "--end-of-options", commit, "--",
+                        prefix).stdout
         entries: dict[str, Entry] = {}
         for record in out.split(b"\0"):
             if not record:
@@ -181,7 +295,7 @@ class GitRepo:
         wanted = list(dict.fromkeys(blobs))
         if not wanted:
             return {}
-        out = self.git("cat-file", "--batch", input=("\n".join(wanted) + "\n").encode()).stdout
+        out = self._git("cat-file", "--batch", input=("\n".join(wanted) + "\n").encode()).stdout
         result: dict[str, bytes] = {}
         pos = 0
         for blob in wanted:
@@ -199,29 +313,105 @@ class GitRepo:
         return self.read_blobs([blob])[blob]
 
     def changed_paths(self, old: str, new: str, prefix: str) -> list[str]:
-        out = self.git("diff", "--name-only", "-z", "--no-renames", old, new, "--", prefix).stdout
+        out = self._git("diff", "--name-only", "-z", "--no-renames", "--end-of-options", old, new,
+                        "--", prefix).stdout
         return [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p]
 
     # -- history ---------------------------------------------------------------------------
-    def log(self, ref: str, paths: Iterable[str], limit: int | None = None) -> list[Commit]:
-        """Commits reachable from ``ref`` that touched any of ``paths``, newest first."""
-        sep, end = "\x1f", "\x1e"
-        fmt = sep.join(["%H", "%an", "%ae", "%aI", "%s", "%b"]) + end
-        args = ["log", f"--format={fmt}", "--no-renames"]
+    def file_history(self, commit: str, path: str, *, first_parent: bool = True,
+                     limit: int | None = None) -> list[FileChange]:
+        """Commits reachable from ``commit`` that changed ``path``, newest first, with the file's
+        blob before and after each.
+
+        ``first_parent=True`` walks the first-parent line (a merged pull request counts as its
+        merge commit, diffed against the branch it was merged into); ``False`` lists every
+        non-merge commit of the full history (without -m git prints no diff for a merge, and
+        counting merges in ``limit`` would show fewer commits than asked for)."""
+        # Separators carry a fresh random token: a commit message cannot contain it, so no
+        # author can shift the fields of a record or split one in two.
+        token = os.urandom(8).hex()
+        sep, end = f"%x1f{token}%x1f", f"%x1e{token}%x1e"
+        fields = ["%H", "%P", "%an", "%ae", "%aI", "%s", "%(trailers:only,unfold)", "%B"]
+        args = ["log", f"--format={end}{sep.join(fields)}{sep}", "--raw", "--no-abbrev", "--no-renames"]
+        if first_parent:
+            args += ["--first-parent", "--diff-merges=first-parent"]
+        else:
+            args += ["--full-history", "--no-merges"]
         if limit:
             args.append(f"-n{limit}")
-        out = self.git_text(*args, ref, "--", *paths)
-        commits = []
-        for record in out.split(end):
-            record = record.strip("\n")
-            if not record:
+        out = self._git_text(*args, "--end-of-options", commit, "--", path)
+        changes = []
+        for record in out.split(f"\x1e{token}\x1e"):
+            if not record.strip():
                 continue
-            sha, author, email, date, subject, body = record.split(sep)
-            commits.append(Commit(sha, author, email, date, subject, body.strip()))
-        return commits
+            sha, parents, author, email, date, subject, trailers, message, raw = \
+                record.split(f"\x1f{token}\x1f")
+            blobs = [line.split("\t")[0].split()[2:4] for line in raw.strip().splitlines()
+                     if line.startswith(":") and line.endswith("\t" + path)]
+            if blobs:
+                changes.append(FileChange(sha, tuple(parents.split()), author, email, date, subject,
+                                          message, _trailers(trailers), *blobs[-1]))
+        return changes
+
+    def commit_messages(self, tips: Iterable[str], exclude: Iterable[str] = ()) -> list[CommitMessage]:
+        """The messages of the commits reachable from ``tips`` but not from ``exclude`` (``git log
+        tips --not exclude``), newest first."""
+        tips = list(tips)
+        if not tips:
+            return []  # git log with no revision would list HEAD's history
+        token = os.urandom(8).hex()
+        revisions = [*tips, *(f"^{commit}" for commit in exclude)]
+        out = self._git_text("log", f"--format=%H%x1f{token}%x1f%B%x1e{token}%x1e",
+                             "--end-of-options", *revisions, "--")
+        found = []
+        for record in out.split(f"\x1e{token}\x1e"):
+            sha, _, message = record.strip().partition(f"\x1f{token}\x1f")
+            if sha:
+                found.append(CommitMessage(sha, message))
+        return found
 
     def parents(self, commit: str) -> list[str]:
-        return self.git_text("rev-list", "--parents", "-n1", commit).split()[1:]
+        return self._git_text("rev-list", "--parents", "-n1", "--end-of-options", commit, "--").split()[1:]
+
+    # -- branches and remotes ---------------------------------------------------------------
+    def check_branch_name(self, name: str) -> None:
+        """A UsageError unless ``name`` is a valid new branch name (``git check-ref-format
+        --branch``, which also refuses a name that starts with '-')."""
+        if name.startswith("-") or self._git("check-ref-format", "--branch", name,
+                                             check=False).returncode != 0:
+            raise UsageError(f"'{name}' is not a valid branch name")
+
+    def push(self, remote: str, refspec: str) -> None:
+        """``git push remote refspec`` over the allowed transports; a GitError with git's words
+        when it fails."""
+        check_remote(remote)
+        proc = self._git("push", "--quiet", "--end-of-options", remote, refspec, check=False,
+                         env=_remote_env(prompt=True))
+        if proc.returncode != 0:
+            raise GitError(_stderr(proc, "git push failed"))
+
+    def fetch_mirror(self) -> None:
+        """Bring a bare mirror made by :func:`clone_mirror` up to date with its origin (every branch,
+        force, prune); a GitError with git's words when the remote cannot be reached."""
+        proc = self._git("fetch", "--quiet", "--prune", "--end-of-options", "origin",
+                         "+refs/heads/*:refs/heads/*", check=False, env=_remote_env())
+        if proc.returncode != 0:
+            raise GitError(_stderr(proc))
+
+    # -- a first commit ----------------------------------------------------------------------
+    def has_commits(self) -> bool:
+        return self._git("rev-parse", "--verify", "--quiet", "HEAD", check=False).returncode == 0
+
+    def commit_paths(self, paths: Iterable[str], message: str) -> str:
+        """Stage and commit ``paths`` and nothing else the user may have staged (``commit --only``);
+        the new commit's id, or a GitError with git's words."""
+        paths = list(paths)
+        proc = self._git("add", "--", *paths, check=False)
+        if proc.returncode == 0:
+            proc = self._git("commit", "--quiet", "--only", "-m", message, "--", *paths, check=False)
+        if proc.returncode != 0:
+            raise GitError(_stderr(proc))
+        return self._git_text("rev-parse", "HEAD").strip()
 
 
 ZERO_SHA = "0" * 40
@@ -236,7 +426,7 @@ class CommitWriter:
         self.repo = repo
 
     def write_blob(self, data: bytes) -> str:
-        return self.repo.git("hash-object", "-w", "--stdin", input=data).stdout.decode().strip()
+        return self.repo._git("hash-object", "-w", "--stdin", input=data).stdout.decode().strip()
 
     def write_tree(self, base_commit: str | None, changes: Mapping[str, tuple[str, str] | None]) -> str:
         """The tree of ``base_commit`` with ``changes`` (path → (mode, blob), or None to delete)."""
@@ -248,7 +438,7 @@ class CommitWriter:
         env = {"GIT_INDEX_FILE": index_path}
         try:
             if base_commit:
-                self.repo.git("read-tree", base_commit, env=env)
+                self.repo._git("read-tree", "--end-of-options", base_commit, env=env)
             lines = []
             for path, change in changes.items():
                 if change is None:
@@ -257,22 +447,24 @@ class CommitWriter:
                     lines.append(f"{change[0]} {change[1]}\t{path}")
             if lines:
                 payload = ("\n".join(lines) + "\n").encode()
-                self.repo.git("update-index", "--index-info", input=payload, env=env)
-            return self.repo.git("write-tree", env=env).stdout.decode().strip()
+                self.repo._git("update-index", "--index-info", input=payload, env=env)
+            return self.repo._git("write-tree", env=env).stdout.decode().strip()
         finally:
             for leftover in (index_path, index_path + ".lock"):
                 if os.path.exists(leftover):
                     os.unlink(leftover)
 
     def commit(self, tree: str, parents: Iterable[str], message: str) -> str:
+        # commit-tree knows no --end-of-options; its operands are object ids made or resolved here.
         args = ["commit-tree", tree]
         for parent in parents:
             args += ["-p", parent]
-        return self.repo.git(*args, input=message.encode()).stdout.decode().strip()
+        return self.repo._git(*args, input=message.encode()).stdout.decode().strip()
 
     def create_branch(self, branch: str, commit: str) -> None:
         """Create ``refs/heads/<branch>`` atomically; a UsageError if it already exists."""
-        proc = self.repo.git("update-ref", "-m", "modelgit proposal", f"refs/heads/{branch}",
+        proc = self.repo._git("update-ref", "-m", "modelgit proposal", "--end-of-options",
+                             f"refs/heads/{branch}",
                              commit, ZERO_SHA, check=False)
         if proc.returncode != 0:
             if self.repo.try_resolve(f"refs/heads/{branch}"):
@@ -327,12 +519,13 @@ class CommitWriter:
             if index.exists():
                 temp.write_bytes(index.read_bytes())
             else:
-                self.repo.git("read-tree", old, env=env)
+                self.repo._git("read-tree", "--end-of-options", old, env=env)
             lines = [f"0 {ZERO_SHA}\t{path}" if change is None else f"{change[0]} {change[1]}\t{path}"
                      for path, change in changes.items()]
-            self.repo.git("update-index", "--index-info", input=("\n".join(lines) + "\n").encode(),
+            self.repo._git("update-index", "--index-info", input=("\n".join(lines) + "\n").encode(),
                           env=env)
-            proc = self.repo.git("update-ref", "-m", reason, f"refs/heads/{branch}", new, old, check=False)
+            proc = self.repo._git("update-ref", "-m", reason, "--end-of-options", f"refs/heads/{branch}",
+                                  new, old, check=False)
             if proc.returncode != 0:
                 raise GitError(moved.format(branch=branch), hint="run the command again")
         except BaseException:
@@ -369,7 +562,7 @@ class CommitWriter:
         it failed, or an empty string."""
         present = [path for path, change in changes.items() if change is not None]
         if present:
-            proc = self.repo.git("checkout-index", "-u", "-f", "--", *present, env=env, check=False)
+            proc = self.repo._git("checkout-index", "-u", "-f", "--", *present, env=env, check=False)
             if proc.returncode != 0:
                 return proc.stderr.decode("utf-8", "replace").strip() or "git checkout-index failed"
         for path in (p for p, change in changes.items() if change is None):

@@ -20,7 +20,7 @@ from typing import Any
 
 from modelgit import yamledit
 from modelgit.errors import GitError, InvalidError, UsageError
-from modelgit.gitstore import CommitWriter, Entry, GitRepo, blob_id
+from modelgit.gitstore import CommitWriter, Entry, FileChange, GitRepo, blob_id, check_remote, merge_file
 from modelgit.rules import signature_of
 from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, model_path
 from modelgit.spec import Model
@@ -750,6 +750,8 @@ def apply(
     """Validate and commit a proposal on a new branch (or the current one)."""
     from modelgit.validate import Validator
 
+    if push is not None:
+        check_remote(push)  # before anything is committed, and in a dry run too
     validator = validator or Validator(repo)
     base = base or validator.loader.load(proposal.base_commit)
     reverts = [proposal.extra_trailers["Modelgit-Reverts"]] if "Modelgit-Reverts" in proposal.extra_trailers else []
@@ -778,9 +780,7 @@ def apply(
         target_branch = current
     else:
         target_branch = branch or proposal.default_branch()
-        check = repo.git("check-ref-format", "--branch", target_branch, check=False)
-        if check.returncode != 0:
-            raise UsageError(f"'{target_branch}' is not a valid branch name")
+        repo.check_branch_name(target_branch)
         if repo.try_resolve(f"refs/heads/{target_branch}"):
             raise UsageError(f"branch '{target_branch}' already exists; nothing was committed",
                              hint="pass --branch NAME, or delete it: git branch -D " + target_branch)
@@ -797,14 +797,13 @@ def apply(
         writer.create_branch(target_branch, commit)
     pushed = None
     if push:
-        proc = repo.git("push", "--quiet", push, f"refs/heads/{target_branch}:refs/heads/{target_branch}",
-                        check=False)
-        if proc.returncode != 0:
-            reason = proc.stderr.decode("utf-8", "replace").strip() or "git push failed"
+        try:
+            repo.push(push, f"refs/heads/{target_branch}:refs/heads/{target_branch}")
+        except GitError as exc:
             raise GitError(f"committed {commit[:12]} on {target_branch}, but pushing it to '{push}' "
-                           f"failed: {reason}",
+                           f"failed: {exc.message}",
                            hint=f"the commit is there; push it when the remote is reachable: "
-                                f"git push {push} {target_branch}")
+                                f"git push {push} {target_branch}") from None
         pushed = push
     return Outcome(proposal, target_branch, commit, diff, pushed, current is not None)
 
@@ -813,63 +812,16 @@ def apply(
 SERVING_CHANGE_KINDS = frozenset({"status", "weight", "traffic"})
 
 
-@dataclass(frozen=True)
-class _FileChange:
-    commit: str
-    parents: tuple[str, ...]
-    subject: str
-    trailers: dict[str, str]
-    reverts: tuple[str, ...]  # commit ids its message says it reverts, as written
-    old_blob: str
-    new_blob: str
-
-
-def _file_log(repo: GitRepo, commit: str, path: str) -> list[_FileChange]:
-    """Commits on the first-parent line of ``commit`` that changed ``path``, newest first (a merged
-    pull request counts as its merge commit, diffed against the branch it was merged into)."""
-    from modelgit.validate import says_reverts
-
-    sep, end = "\x1f", "\x1e"
-    fmt = end + sep.join(["%H", "%P", "%s", "%(trailers:only,unfold)", "%B"]) + sep
-    out = repo.git_text("log", f"--format={fmt}", "--first-parent", "--diff-merges=first-parent",
-                        "--raw", "--no-abbrev", "--no-renames", commit, "--", path)
-    changes = []
-    for record in out.split(end):
-        if not record.strip():
-            continue
-        fields = record.split(sep)
-        # The message body comes last but one, so a stray separator in it cannot shift the others.
-        sha, parents, subject, trailer_text, raw = *fields[:4], fields[-1]
-        body = sep.join(fields[4:-1])
-        for line in raw.strip().splitlines():
-            if line.startswith(":") and line.endswith("\t" + path):
-                blobs = line.split("\t")[0].split()
-                trailers = {}
-                for trailer in trailer_text.strip().splitlines():
-                    key, colon, value = trailer.partition(":")
-                    if colon:
-                        trailers[key.strip()] = value.strip()
-                changes.append(_FileChange(sha, tuple(parents.split()), subject, trailers,
-                                           tuple(says_reverts(body)), blobs[2], blobs[3]))
-    return changes
-
-
-def _merged_commits(repo: GitRepo, merge: _FileChange) -> dict[str, tuple[str, ...]]:
+def _merged_commits(repo: GitRepo, merge: FileChange) -> dict[str, tuple[str, ...]]:
     """The commits a merge brought in (its first parent..its other parents), each with the commit
     ids its message says it reverts."""
     from modelgit.validate import says_reverts
 
-    sep, end = "\x1f", "\x1e"
-    out = repo.git_text("log", f"--format=%H{sep}%B{end}", *merge.parents[1:], "--not", merge.parents[0])
-    found = {}
-    for record in out.split(end):
-        sha, _, body = record.strip().partition(sep)
-        if sha:
-            found[sha] = tuple(says_reverts(body))
-    return found
+    return {found.commit: tuple(says_reverts(found.message))
+            for found in repo.commit_messages(merge.parents[1:], exclude=merge.parents[:1])}
 
 
-def _rollback_target(repo: GitRepo, model_id: str, path: str, history: list[_FileChange],
+def _rollback_target(repo: GitRepo, model_id: str, path: str, history: list[FileChange],
                      parsed: dict[str, Model | None], cancelled: set[str]) -> int | None:
     """Index in ``history`` (newest first) of the serving change that ``rollback`` undoes next.
 
@@ -878,10 +830,12 @@ def _rollback_target(repo: GitRepo, model_id: str, path: str, history: list[_Fil
     itself reverted ("reapply") cancels nothing. A merged pull request counts as a revert when the
     commits it brought in are reverts, and as reverted when one of them was reverted. Fills
     ``cancelled`` with the commits found undone."""
+    from modelgit.validate import says_reverts
+
     for index, change in enumerate(history):
         if change.commit in cancelled:
             continue
-        reverts = list(change.reverts)
+        reverts = says_reverts(change.message)
         if len(change.parents) > 1:
             merged = _merged_commits(repo, change)
             if cancelled & merged.keys():
@@ -895,7 +849,7 @@ def _rollback_target(repo: GitRepo, model_id: str, path: str, history: list[_Fil
     return None
 
 
-def _serving_change(repo: GitRepo, model_id: str, path: str, change: _FileChange,
+def _serving_change(repo: GitRepo, model_id: str, path: str, change: FileChange,
                     parsed: dict[str, Model | None]) -> bool:
     if change.trailers.get("Modelgit-Model") == model_id:
         return change.trailers.get("Modelgit-Action") in SERVING_ACTIONS
@@ -924,14 +878,10 @@ def _shallow_boundary(repo: GitRepo) -> frozenset[str]:
 def plan_rollback(repo: GitRepo, snapshot: Snapshot, model_id: str) -> Proposal:
     """Revert the newest commit that changed what ``model_id`` serves (its active version, traffic
     or weights) and is not rolled back already, as ``git revert`` would, on top of ``snapshot``."""
-    import subprocess
-    import tempfile
-    from pathlib import Path
-
     model = _model(snapshot, model_id)
     path = model_path(model_id)
     assert snapshot.commit is not None
-    history = _file_log(repo, snapshot.commit, path)
+    history = repo.file_history(snapshot.commit, path)
     parsed: dict[str, Model | None] = {}
     cancelled: set[str] = set()
     index = _rollback_target(repo, model_id, path, history, parsed, cancelled)
@@ -960,15 +910,8 @@ def plan_rollback(repo: GitRepo, snapshot: Snapshot, model_id: str) -> Proposal:
     if current == blobs[target.new_blob]:
         result = blobs[target.old_blob]
     else:
-        with tempfile.TemporaryDirectory(prefix="modelgit-revert-") as tmp:
-            files = []
-            for name, data in (("current", current), ("base", blobs[target.new_blob]),
-                               ("other", blobs[target.old_blob])):
-                file = Path(tmp) / name
-                file.write_bytes(data)
-                files.append(str(file))
-            proc = subprocess.run(["git", "merge-file", "-p", *files], capture_output=True)
-        if proc.returncode != 0:
+        result, conflict = merge_file(current, blobs[target.new_blob], blobs[target.old_blob])
+        if conflict:
             in_way = history[0] if index > 0 else None
             old_model = parsed.get(target.old_blob)
             previous = old_model.active.version if old_model and old_model.active else None
@@ -979,7 +922,6 @@ def plan_rollback(repo: GitRepo, snapshot: Snapshot, model_id: str) -> Proposal:
                 hint=(f"make the old version active again instead: modelgit rollback {model_id} "
                       f"--to {previous}") if previous else "resolve it by hand with git revert",
             )
-        result = proc.stdout
     del model
     return Proposal(
         model_id, "rollback", None, f'Revert "{target.subject}"', snapshot.commit, {path: result},

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from modelgit.errors import UsageError
+from modelgit import gitstore
+from modelgit.errors import GitError, UsageError
 from modelgit.spec import schema_text
 
 TEMPLATE_FILES = (
@@ -36,10 +36,6 @@ class InitResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-
-
 def _needs_new_repo(root: Path) -> bool:
     """True when ``root`` must become a repository of its own: it is new, or it is in no
     repository, or it is an empty directory inside another one. modelgit reads ``registry/`` at a
@@ -47,10 +43,10 @@ def _needs_new_repo(root: Path) -> bool:
     be seen: that is refused."""
     if not root.exists():
         return True
-    proc = _git(root, "rev-parse", "--show-toplevel")
-    if proc.returncode != 0:
+    top = gitstore.toplevel(root)
+    if top is None:
         return True
-    top = Path(proc.stdout.strip()).resolve()
+    top = top.resolve()
     if top == root.resolve():
         return False
     if not any(root.iterdir()):
@@ -128,10 +124,9 @@ def init_registry(directory: str | Path, modelgit_version: str | None = None) ->
     fresh = _needs_new_repo(root)
     root.mkdir(parents=True, exist_ok=True)
     if fresh:
-        proc = _git(root, "init", "--quiet", "--initial-branch=main")
-        if proc.returncode != 0:
-            raise UsageError(f"{root}: git init failed: {proc.stderr.strip()}")
-    has_commits = _git(root, "rev-parse", "--verify", "--quiet", "HEAD").returncode == 0
+        gitstore.init_repository(root)
+    repo = gitstore.GitRepo.discover(root)
+    has_commits = repo.has_commits()
     result = InitResult(root)
     if not RELEASE.match(version):
         result.warnings.append(
@@ -151,11 +146,8 @@ def init_registry(directory: str | Path, modelgit_version: str | None = None) ->
         result.written.append(GITIGNORE)
     if not has_commits:
         # --only with paths: commit these files and nothing else the user may have staged.
-        proc = _git(root, "add", "--", *commit)
-        if proc.returncode == 0:
-            proc = _git(root, "commit", "--quiet", "--only", "-m", "Add modelgit registry", "--", *commit)
-        if proc.returncode == 0:
-            result.committed = _git(root, "rev-parse", "HEAD").stdout.strip()
-        else:
-            result.commit_error = proc.stderr.strip() or "git failed"
+        try:
+            result.committed = repo.commit_paths(commit, "Add modelgit registry")
+        except GitError as exc:
+            result.commit_error = exc.message
     return result

@@ -16,9 +16,6 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-STATUSES = ("staging", "active", "deprecated", "archived")
-TASKS = ("regression", "binary-classification", "multiclass", "generation")
-METRICS = ("rmse", "mae", "r2", "accuracy", "f1", "roc_auc", "log_loss")
 # Metrics where a smaller value is better; all others are better when larger.
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
 
@@ -85,9 +82,6 @@ class Signature(_Spec):
     inputs: list[Tensor]
     outputs: list[Tensor]
 
-    def as_data(self) -> dict[str, Any]:
-        return self.model_dump()
-
 
 class FileArtifact(_Spec):
     path: RepoPath
@@ -121,10 +115,6 @@ class Version(_Spec):
     improvements: list[str] = Field(default_factory=list)
     breaking_changes: list[str] = Field(default_factory=list)
     migration_notes: Omittable[str] = None
-
-    @property
-    def hosted(self) -> bool:
-        return isinstance(self.artifact, HostedArtifact)
 
 
 class Dataset(_Spec):

@@ -330,7 +330,7 @@ def reverted_commits(repo: GitRepo, base: str, head: str) -> list[str]:
     """Commits that the commits in base..head say they revert (git's own message or our trailer),
     as full ids. Only commits that landed on the base count: a pull request cannot earn the
     revert allowances by "reverting" a commit of its own making."""
-    text = repo.git_text("log", "--format=%B", f"{base}..{head}")
+    text = "\n".join(found.message for found in repo.commit_messages([head], exclude=[base]))
     found = []
     for sha in says_reverts(text):
         commit = repo.try_resolve(sha)

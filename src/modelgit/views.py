@@ -78,31 +78,11 @@ def history(repo: GitRepo, model_id: str, ref: str = "HEAD", limit: int | None =
     them all."""
     path = model_path(model_id)
     commit = repo.resolve(ref)
-    sep, end = "\x1f", "\x1e"
-    fmt = end + sep.join(["%H", "%an", "%ae", "%aI", "%s", "%(trailers:only,unfold)"]) + sep
-    # Merges are left out: without -m git prints no diff for them, and counting them in -n would
-    # show fewer commits than asked for.
-    args = ["log", f"--format={fmt}", "--raw", "--no-abbrev", "--no-renames", "--full-history",
-            "--no-merges"]
-    if limit:
-        args.append(f"-n{limit}")
-    out = repo.git_text(*args, commit, "--", path)
     entries: list[tuple[dict[str, Any], str, str]] = []  # (commit data, old blob, new blob)
-    for record in out.split(end):
-        if not record.strip():
-            continue
-        sha, author, email, date, subject, trailers, raw = record.split(sep)
-        blobs_of_path = [
-            (fields[2], fields[3])
-            for line in raw.strip().splitlines()
-            if line.startswith(":") and line.endswith("\t" + path)
-            for fields in [line.split("\t")[0].split()]
-        ]
-        if not blobs_of_path:
-            continue
-        entry = {"commit": sha, "author": author, "email": email, "date": date, "subject": subject,
-                 "trailers": _trailers(trailers)}
-        entries.append((entry, *blobs_of_path[-1]))
+    for change in repo.file_history(commit, path, first_parent=False, limit=limit):
+        entry = {"commit": change.commit, "author": change.author, "email": change.email,
+                 "date": change.date, "subject": change.subject, "trailers": dict(change.trailers)}
+        entries.append((entry, change.old_blob, change.new_blob))
     if not entries and not repo.tree(commit, path):
         import difflib
 
@@ -125,11 +105,3 @@ def history(repo: GitRepo, model_id: str, ref: str = "HEAD", limit: int | None =
         result.append(entry)
     return {"model": model_id, "ref": ref, "commits": result}
 
-
-def _trailers(text: str) -> dict[str, str]:
-    found = {}
-    for line in text.strip().splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            found[key.strip()] = value.strip()
-    return found

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
 import threading
 from collections import Counter
 from collections.abc import Mapping
@@ -55,7 +56,6 @@ from modelgit.validate import Validator, resolve_path
 
 log = logging.getLogger("modelgit.runtime")
 
-_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0"}  # a reload must fail, never wait for a password
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +165,10 @@ class Registry:
         remote: bool = False,
         session_options: Any = None,
         providers: list[str] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._repo = repo
+        self._rng = rng
         self._ref = ref
         self._remote = remote
         self._session_options = session_options
@@ -194,14 +196,19 @@ class Registry:
         cache_dir: str | os.PathLike[str] | None = None,
         session_options: Any = None,
         providers: list[str] | None = None,
+        rng: random.Random | None = None,
     ) -> Registry:
         """Open the registry at ``ref`` of a local repository or a git URL (cloned into
-        ``cache_dir``, by default ``~/.cache/modelgit``, and fetched on every reload)."""
+        ``cache_dir``, by default ``~/.cache/modelgit``, and fetched on every reload). ``rng``
+        draws the versions of requests without a key (``random.Random(seed)`` to reproduce them);
+        by default a generator private to modelgit, never the global one."""
         text = os.fspath(repo)
         if _is_url(text) and not Path(text).exists():
             git_repo = _mirror(text, cache_dir)
-            return cls(git_repo, ref, remote=True, session_options=session_options, providers=providers)
-        return cls(GitRepo.discover(text), ref, session_options=session_options, providers=providers)
+            return cls(git_repo, ref, remote=True, session_options=session_options, providers=providers,
+                       rng=rng)
+        return cls(GitRepo.discover(text), ref, session_options=session_options, providers=providers,
+                   rng=rng)
 
     # -- the request path --------------------------------------------------------------------------
     def route(self, model: str, key: str | None = None) -> str:
@@ -362,11 +369,10 @@ class Registry:
         logged and listed in ``info()["refused"]``, and the last good state keeps serving."""
         with self._reload_lock:
             if self._remote:
-                proc = self._repo.git("fetch", "--quiet", "--prune", "origin",
-                                      "+refs/heads/*:refs/heads/*", check=False, env=_GIT_ENV)
-                if proc.returncode != 0:
-                    self._refuse(None, "git remote unreachable: "
-                                 + proc.stderr.decode("utf-8", "replace").strip()[:200])
+                try:
+                    self._repo.fetch_mirror()
+                except GitError as exc:
+                    self._refuse(None, "git remote unreachable: " + exc.message[:200])
                     return False
             try:
                 commit = self._repo.resolve(self._ref)
@@ -509,7 +515,7 @@ class Registry:
         if split:
             reuse = old is not None and old.table is not None and old.table.split == split \
                 and old.table.salt == salt
-            table = old.table if reuse and old is not None else RouteTable(name, split, salt)
+            table = old.table if reuse and old is not None else RouteTable(name, split, salt, self._rng)
         entry = _ModelState(model, table, active.version if active else None, {}, {}, salt)
         if entry.active is not None:
             self._load_version(snapshot, name, entry, entry.active)
@@ -641,29 +647,29 @@ def _model_state(state: _State, name: str) -> _ModelState:
 def _mirror(url: str, cache_dir: str | os.PathLike[str] | None) -> GitRepo:
     """A bare clone of ``url`` in the cache directory (created once, fetched on reload)."""
     import shutil
-    import subprocess
 
-    env = dict(os.environ, **_GIT_ENV)
+    from modelgit.gitstore import check_remote, clone_mirror
+
+    check_remote(url, "git URL")  # before the cache directory is made or reused
     base = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "modelgit"
     target = base / hashlib.sha256(url.encode()).hexdigest()[:16]
     if not target.exists():
         base.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + f".tmp{os.getpid()}-{threading.get_ident()}")
-        proc = subprocess.run(["git", "clone", "--quiet", "--bare", url, str(tmp)],
-                              capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
+        try:
+            clone_mirror(url, tmp)
+        except GitError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise UsageError(f"cannot clone {url}: {proc.stderr.strip()[:300]}",
-                             hint="check the URL and your access to it")
+            raise UsageError(f"cannot clone {url}: {exc.message[:300]}",
+                             hint="check the URL and your access to it") from None
         try:
             os.replace(tmp, target)
         except OSError:  # another process cloned it first: use theirs
             shutil.rmtree(tmp, ignore_errors=True)
     else:
-        proc = subprocess.run(["git", "fetch", "--quiet", "--prune", "origin",
-                               "+refs/heads/*:refs/heads/*"], cwd=target, capture_output=True,
-                              text=True, env=env)
-        if proc.returncode != 0:
+        try:
+            GitRepo(target, target).fetch_mirror()
+        except GitError as exc:
             log.warning("modelgit: cannot fetch %s, serving the cached clone: %s", url,
-                        proc.stderr.strip()[:200])
+                        exc.message[:200])
     return GitRepo(target, target)

@@ -28,7 +28,9 @@ BUCKETS = 65_536
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 _hash = mmh3.hash
-_random = random.random  # the module's shared generator: random.seed() makes it reproducible
+# A generator of modelgit's own: drawing from the global one would shift the random numbers of
+# the application embedding the runtime (and random.seed() there would steer our routing).
+_RNG = random.Random()
 
 
 def _seed(salt: str) -> int:
@@ -80,10 +82,15 @@ def bucket(model: str, key: str, salt: str = "") -> int:
 class RouteTable:
     """Slot → version for one model's split; ``index(key)`` / ``choose(key)`` are the hot path."""
 
-    __slots__ = ("_cumulative", "_index", "_model", "_prefix", "_seed", "_versions", "salt", "split")
+    __slots__ = ("_cumulative", "_index", "_model", "_prefix", "_random", "_seed", "_versions", "salt",
+                 "split")
 
-    def __init__(self, model: str, split: Mapping[str, float], salt: str = "") -> None:
+    def __init__(self, model: str, split: Mapping[str, float], salt: str = "",
+                 rng: random.Random | None = None) -> None:
+        """``rng`` draws the versions of keyless requests (pass ``random.Random(seed)`` to make
+        them reproducible); by default a generator private to modelgit."""
         self._model = model
+        self._random = (rng or _RNG).random
         self._prefix = f"{model}\0"
         self.salt = salt
         self._seed = _seed(salt)
@@ -135,9 +142,9 @@ class RouteTable:
 
     def index(self, key: object = None) -> int:
         """The position in :attr:`versions` of the version for ``key``; without a key a weighted
-        random choice (from :mod:`random`'s shared generator)."""
+        random choice (from the table's ``rng``)."""
         if key is None:
-            return bisect_right(self._cumulative, _random())
+            return bisect_right(self._cumulative, self._random())
         return self._index[_hash(f"{self._prefix}{key}", self._seed, False) % BUCKETS]
 
     def choose(self, key: object = None) -> str:
