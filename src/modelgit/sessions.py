@@ -114,8 +114,7 @@ import json, resource, sys
 limit = int(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 from modelgit import sessions
-for line in sys.stdin:
-    path = line.rstrip("\\n")
+for path in open(sys.argv[2], encoding="utf-8").read().splitlines():
     result = {}
     try:
         data = open(path, "rb").read()
@@ -192,19 +191,18 @@ def _run_child(paths: list[str], todo: list[int], results: list[Probe | None], l
 
     # Few malloc arenas: each reserves 64 MB of address space per thread that touches it.
     env = dict(os.environ, ORT_LOGGING_LEVEL="3", MALLOC_ARENA_MAX="2")
+    # The list of files goes in a file, not a pipe: a pipe could fill while we wait for results.
+    listing = Path(paths[todo[0]]).with_name(f"todo-{todo[0]}.txt")
+    listing.write_text("".join(paths[i] + "\n" for i in todo), "utf-8")
     try:
-        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(limits.memory_bytes)], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(limits.memory_bytes), str(listing)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 env=env)
     except OSError as exc:
         for index in todo:
             results[index] = Probe(None, f"cannot start the model check: {exc.strerror}", transient=True)
         return []
-    assert child.stdin is not None and child.stdout is not None
-    try:
-        child.stdin.write("".join(paths[i] + "\n" for i in todo).encode())
-        child.stdin.close()
-    except OSError:
-        pass  # the child died at once; reading says so
+    assert child.stdout is not None
     buffer = b""
     for position, index in enumerate(todo):
         deadline = time.monotonic() + limits.seconds
