@@ -179,8 +179,13 @@ class GitRepo:
         if not start.exists():
             raise UsageError(f"{start}: no such directory", hint="pass the path of a git repository")
         cwd = start if start.is_dir() else start.parent
+        # The common case in one call: a checkout's top level and git directory.
+        proc = _run(["rev-parse", "--git-common-dir", "--show-toplevel"], cwd)
+        if proc.returncode == 0:
+            git_dir, top = proc.stdout.decode("utf-8", "surrogateescape").splitlines()[:2]
+            return cls(Path(top), (cwd / git_dir).resolve() if not os.path.isabs(git_dir) else Path(git_dir))
         # --show-toplevel fails in a bare repository (a server's copy, `git clone --bare`), which
-        # has objects and refs but no working tree: ask which kind it is first.
+        # has objects and refs but no working tree, and inside a .git directory: ask which it is.
         proc = _run(["rev-parse", "--is-bare-repository", "--git-common-dir"], cwd)
         if proc.returncode != 0:
             raise UsageError(
