@@ -166,6 +166,7 @@ class Registry:
         session_options: Any = None,
         providers: list[str] | None = None,
         rng: random.Random | None = None,
+        allow_reset: bool = False,
     ) -> None:
         self._repo = repo
         self._rng = rng
@@ -182,9 +183,20 @@ class Registry:
         self._stop = threading.Event()
         self._refused_commits: set[str] = set()
         self._prefetched: dict[str, bytes] = {}  # blob id → bytes, while a state is built
-        commit = self._repo.resolve(self._ref)
-        self._state: _State = self._build(commit)
+        self._served = _ServedFile(repo, ref)
+        tip = self._repo.resolve(self._ref)
+        # Start from the last commit this ref served (persisted by any process sharing the cache):
+        # a tip that is invalid, or that does not descend from it (a force-push back in time, an
+        # unrelated history), is then refused by the reload below instead of served, so a bad
+        # commit cannot crash-loop a service and a restart cannot go back in time. allow_reset
+        # starts from the tip on purpose.
+        last_good = None if allow_reset else self._served.read()
+        start = last_good if last_good is not None and last_good != tip else tip
+        self._state: _State = self._build(start)
         self._loader.forget_except([self._state.snapshot])
+        self._served.write(start)
+        if start != tip:
+            self.reload()
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -197,18 +209,23 @@ class Registry:
         session_options: Any = None,
         providers: list[str] | None = None,
         rng: random.Random | None = None,
+        allow_reset: bool = False,
     ) -> Registry:
         """Open the registry at ``ref`` of a local repository or a git URL (cloned into
         ``cache_dir``, by default ``~/.cache/modelgit``, and fetched on every reload). ``rng``
         draws the versions of requests without a key (``random.Random(seed)`` to reproduce them);
-        by default a generator private to modelgit, never the global one."""
+        by default a generator private to modelgit, never the global one.
+
+        The last commit served is remembered per ref (in the repository's ``.git/modelgit/served``
+        or the clone's) and a new process starts from it: ``allow_reset=True`` serves the ref's
+        tip instead, for a deliberate reset to an older or unrelated history."""
         text = os.fspath(repo)
         if _is_url(text) and not Path(text).exists():
             git_repo = _mirror(text, cache_dir)
             return cls(git_repo, ref, remote=True, session_options=session_options, providers=providers,
-                       rng=rng)
+                       rng=rng, allow_reset=allow_reset)
         return cls(GitRepo.discover(text), ref, session_options=session_options, providers=providers,
-                   rng=rng)
+                   rng=rng, allow_reset=allow_reset)
 
     # -- the request path --------------------------------------------------------------------------
     def route(self, model: str, key: str | None = None) -> str:
@@ -402,6 +419,7 @@ class Registry:
                 self._release_unused()
                 return False
             self._state = state
+            self._served.write(commit)
             self._stats.reloads += 1
             self._release_unused()
             self._loader.forget_except([state.snapshot])
@@ -642,6 +660,34 @@ def _model_state(state: _State, name: str) -> _ModelState:
         raise UsageError(f"unknown model '{name}' at {state.commit[:12]}",
                          hint=f"did you mean {', '.join(close)}?" if close else "see 'modelgit show'")
     return entry
+
+
+class _ServedFile:
+    """The last good commit served for a ref, in ``<git dir>/modelgit/served/<digest of ref>``:
+    one line, replaced atomically. A file that is missing, damaged or names a commit the
+    repository no longer has is ignored (the ref's tip serves, as on a first start)."""
+
+    def __init__(self, repo: GitRepo, ref: str) -> None:
+        self._repo = repo
+        self.path = repo.git_dir / "modelgit" / "served" / hashlib.sha256(ref.encode()).hexdigest()[:24]
+
+    def read(self) -> str | None:
+        try:
+            text = self.path.read_text("ascii").strip()
+        except (OSError, ValueError):
+            return None
+        if len(text) not in (40, 64) or any(c not in "0123456789abcdef" for c in text):
+            return None
+        return self._repo.try_resolve(text)
+
+    def write(self, commit: str) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+            tmp.write_text(commit + "\n", "ascii")
+            os.replace(tmp, self.path)
+        except OSError as exc:  # a read-only repository: serving goes on, restarts start from the tip
+            log.warning("modelgit: cannot remember the commit served in %s: %s", self.path, exc.strerror)
 
 
 def _mirror(url: str, cache_dir: str | os.PathLike[str] | None) -> GitRepo:
