@@ -95,3 +95,14 @@ def test_a_damaged_served_file_is_ignored(score: Any) -> None:
         with Registry.open(r.root, ref="main") as reg:
             assert reg.commit == r.head() and reg.info()["refused"] == []
         assert served.read_text() == r.head() + "\n"  # rewritten with what serves
+
+
+def test_a_long_lived_registry_keeps_one_validator_entry_per_live_file(score: Any) -> None:
+    with Registry.open(score.repo.root, ref="main") as reg:
+        for step in range(5):
+            score.model("score", [V("v1", "active", k=1, weight=0.1 * (step + 1)), V("v2", "staging", k=2)],
+                        {"v1": 90, "v2": 10})
+            score.commit(f"weight {step}")
+            assert reg.reload() is True
+        validator = reg._validator  # the bound itself is what is tested here
+        assert len(validator._refs) == 1 and len(validator._outcomes) == 1

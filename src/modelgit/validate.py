@@ -90,6 +90,13 @@ class Validator:
         findings.sort(key=lambda f: (f.path, f.line or 0, f.col or 0, f.code))
         return report
 
+    def forget_except(self, snapshot: Snapshot) -> None:
+        """Keep only what the files of ``snapshot`` need: a long-lived validator (the runtime's)
+        then holds one entry per live model file, however many commits it has seen."""
+        live = {(model_path(model_id), parsed.blob) for model_id, parsed in snapshot.files.items()}
+        self._refs = {key: refs for key, refs in self._refs.items() if key in live}
+        self._outcomes = {key: found for key, found in self._outcomes.items() if key[:2] in live}
+
     def _check_files(self, snapshot: Snapshot, models: dict[str, Model],
                      findings: list[Finding]) -> tuple[int, bool]:
         """Artifacts and datasets must exist at the ref, inside the repo, with the recorded sha256

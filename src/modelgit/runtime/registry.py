@@ -423,6 +423,7 @@ class Registry:
             self._stats.reloads += 1
             self._release_unused()
             self._loader.forget_except([state.snapshot])
+            self._validator.forget_except(state.snapshot)
             log.info("modelgit: now serving %s (was %s)", commit[:12], current[:12])
             return True
 
