@@ -89,3 +89,42 @@ def test_the_library_leaves_its_hosts_gc_and_environment_alone(example_repo: Rep
     with Registry.open(example_repo.root, ref="main") as reg:
         reg.route("calling_score", key="k")
     assert (dict(os.environ), gc.get_freeze_count(), gc.isenabled()) == (env, frozen, enabled)
+
+
+def _validate_worktree(root: Path) -> tuple[int, str]:
+    """`modelgit validate --worktree` as the pre-commit hook runs it: a real process, so a FIFO
+    opened by mistake would show as a timeout, not hang the test run."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from modelgit.cli import main; main()", "-C", str(root),
+                           "validate", "--worktree"], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, proc.stdout
+
+
+def test_worktree_validation_never_opens_special_files_or_follows_linked_dirs(example_repo: Repo,
+                                                                              tmp_path: Path) -> None:
+    r = example_repo
+    model = r.root / "registry/models/calling_score.yaml"
+    # A FIFO where an artifact should be, and one posing as a model file.
+    artifact = r.root / "registry/artifacts/calling_score_v2_0_real.onnx"
+    artifact.unlink()
+    os.mkfifo(artifact)
+    os.mkfifo(r.root / "registry/models/pipe.yaml")
+    code, out = _validate_worktree(r.root)
+    assert code == 1
+    assert ("registry/models/calling_score.yaml:29:13: ART012 'registry/artifacts/calling_score_v2_0_real.onnx' "
+            "is a FIFO in the working tree, not a file") in out
+    assert "pipe.yaml" not in out  # never read, so never parsed
+    # A directory linked to outside the repository: what lies behind it is not read (a FIFO there
+    # would block a reader), just as git would store only the link.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.mkfifo(outside / "model.onnx")
+    os.symlink(outside, r.root / "registry/linked")
+    model.write_text(model.read_text().replace("registry/artifacts/calling_score_v2_0_real.onnx",
+                                               "registry/linked/model.onnx"))
+    code, out = _validate_worktree(r.root)
+    assert code == 1
+    assert "ART010 file 'registry/linked/model.onnx' does not exist at the working tree" in out

@@ -13,6 +13,7 @@ import difflib
 import gc
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,23 +139,41 @@ class _WorktreeSource:
         self._bytes: dict[str, bytes] = {}
 
     def entries(self) -> dict[str, Entry]:
+        """Regular files and symlinks under registry/, as git would see them. A symlink is read as
+        its target text, never followed (nor is a symlinked registry/ or directory); FIFOs,
+        sockets and devices are never opened (reading a FIFO would block): they are left out, and
+        a path that names one is reported (validate.resolve_path)."""
         entries: dict[str, Entry] = {}
         base = self.root / REGISTRY_DIR
+        if base.is_symlink():
+            return entries
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for name in filenames:
                 full = Path(dirpath) / name
                 rel = full.relative_to(self.root).as_posix()
-                if full.is_symlink():
-                    data = os.readlink(full).encode()
-                    mode = "120000"
-                else:
-                    data = full.read_bytes()
-                    mode = "100755" if os.access(full, os.X_OK) else "100644"
-                blob = blob_id(data)
-                self._bytes[blob] = data
-                entries[rel] = Entry(mode, blob)
+                entry = self.entry(full)
+                if entry is not None:
+                    entries[rel] = entry
         return entries
+
+    def entry(self, full: Path) -> Entry | None:
+        """The Entry of one path on disk (read once); None for anything but a file or a symlink."""
+        try:
+            info = os.lstat(full)
+        except OSError:
+            return None
+        if stat.S_ISLNK(info.st_mode):
+            data = os.readlink(full).encode()
+            mode = "120000"
+        elif stat.S_ISREG(info.st_mode):
+            data = full.read_bytes()
+            mode = "100755" if info.st_mode & 0o111 else "100644"
+        else:
+            return None
+        blob = blob_id(data)
+        self._bytes[blob] = data
+        return Entry(mode, blob)
 
     def read_many(self, items: Iterable[tuple[str, Entry]]) -> dict[str, bytes]:
         return {entry.blob: self._bytes[entry.blob] for _, entry in items}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from modelgit import rules, yamlio
@@ -243,6 +244,10 @@ def resolve_path(snapshot: Snapshot, path: str) -> tuple[Entry | None, tuple[str
             entry = _lookup_outside_registry(snapshot, current)
         if entry is None:
             where = f"commit {snapshot.commit[:12]}" if snapshot.commit else "the working tree"
+            special = _special_in_worktree(snapshot, current)
+            if special is not None:
+                return None, ("ART012", f"'{current}' is {special} in the working tree, not a file",
+                              "put the file itself there; modelgit never opens special files")
             if _is_directory(snapshot, current):
                 return None, ("ART011", f"'{current}' is a directory at {where}, not a file",
                               "point the path at the file inside it")
@@ -272,22 +277,35 @@ def _is_directory(snapshot: Snapshot, path: str) -> bool:
 def _lookup_outside_registry(snapshot: Snapshot, path: str) -> Entry | None:
     source = snapshot.source
     if snapshot.commit is None:
-        import os
-
-        from modelgit.gitstore import blob_id
-
-        full = source.root / path
-        if full.is_symlink():
-            data = os.readlink(full).encode()
-            entry = Entry(SYMLINK_MODE, blob_id(data))
-        elif full.is_file():
-            data = full.read_bytes()
-            entry = Entry("100644", blob_id(data))
-        else:
+        # As git sees the tree: a path through a symlinked directory names nothing (git would
+        # store the link, not the files behind it), so nothing is read outside the repository.
+        if _through_linked_dir(source.root, path):
             return None
-        source._bytes[entry.blob] = data
-        return entry
+        return source.entry(source.root / path)
     return source.repo.tree(snapshot.commit, path).get(path)
+
+
+def _through_linked_dir(root: Path, path: str) -> bool:
+    """Whether a repo-relative path goes through a symlinked directory of the working tree."""
+    return any((root / parent).is_symlink() for parent in list(reversed(PurePosixPath(path).parents))[1:])
+
+
+def _special_in_worktree(snapshot: Snapshot, path: str) -> str | None:
+    """What a working-tree path is when it is neither a file, a directory nor a symlink."""
+    if snapshot.commit is not None or _through_linked_dir(snapshot.source.root, path):
+        return None
+    import os
+    import stat
+
+    try:
+        mode = os.lstat(snapshot.source.root / path).st_mode
+    except OSError:
+        return None
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return kind
+    return None
 
 
 def _at(snapshot: Snapshot, path: str, jpath: tuple[Any, ...], code: str, message: str,
