@@ -186,9 +186,3 @@ def read_signature(data: bytes, tried: Any = None) -> dict[str, Any]:
     if found.signature is None:
         raise InvalidError(f"not a loadable ONNX model: {found.problem}")
     return found.signature
-
-
-def _tensor(arg: Any) -> dict[str, Any]:
-    shape = arg.shape if isinstance(arg.shape, list) else []
-    return {"name": arg.name, "type": arg.type, "shape": [d if d != "" else None for d in shape]}
-

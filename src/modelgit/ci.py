@@ -26,7 +26,7 @@ from modelgit.gitstore import GitRepo
 from modelgit.rules import artifact_identity
 from modelgit.snapshot import Snapshot
 from modelgit.spec import Evaluation, FileArtifact, Model
-from modelgit.validate import Validator, reverted_commits
+from modelgit.validate import Validator
 
 # The checks a decision can come from, as named in the report.
 VALIDATION = "validation"
@@ -114,12 +114,12 @@ def serving_state(model: Model | None) -> tuple[Any, ...] | None:
     return model.active.version if model.active else None, tuple(sorted(split.items())), weights
 
 
-def _restored(validator: Validator, base: Snapshot, head: Snapshot) -> dict[str, str]:
+def _restored(validator: Validator, base: Snapshot, head: Snapshot, reverted: list[str]) -> dict[str, str]:
     """Models whose head serving state is the one they had just before a commit that the pull
-    request reverts (and that landed on the base): model id → that reverted commit."""
-    assert base.commit is not None and head.commit is not None
+    request reverts (``reverted``: landed on the base, as validation found them): model id → that
+    reverted commit."""
     found: dict[str, str] = {}
-    for commit in reverted_commits(validator.repo, base.commit, head.commit):
+    for commit in reverted:
         parents = validator.repo.parents(commit)
         if not parents:
             continue
@@ -170,7 +170,7 @@ def run_ci(repo: GitRepo, base_ref: str, head_ref: str = "HEAD", *,
                           [f.as_dict() | {"text": f.render()} for f in validation.findings]), head)
     if not validation.valid:
         gate.decide(VALIDATION, "fail", f"validation failed with {len(validation.findings)} finding(s)")
-    restored = _restored(validator, base, head) if base.commit else {}
+    restored = _restored(validator, base, head, validation.reverted)
     for model_id, model in head.models.items():
         base_model = base.models.get(model_id)
         # The yardsticks: the base's evaluation first (the one the pull request cannot change),

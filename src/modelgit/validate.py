@@ -33,6 +33,8 @@ class Report:
     # Some finding may not repeat (an artifact could not be checked for want of memory, a
     # thread, I/O): the runtime retries such a commit instead of refusing it for good.
     transient: bool = False
+    # With a base: the landed commits that head..base says it reverts (validate.reverted_commits).
+    reverted: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -85,8 +87,8 @@ class Validator:
             report.base = base_snapshot.commit
             undo = {}
             if snapshot.commit is not None:
-                undo = reverted_moves(
-                    self.loader, reverted_commits(self.repo, base_snapshot.commit, snapshot.commit))
+                report.reverted = reverted_commits(self.repo, base_snapshot.commit, snapshot.commit)
+                undo = reverted_moves(self.loader, report.reverted)
             findings.extend(base_findings(base_snapshot, snapshot, undo))
         findings.sort(key=lambda f: (f.path, f.line or 0, f.col or 0, f.code))
         return report
