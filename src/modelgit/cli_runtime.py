@@ -56,6 +56,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
 
         from modelgit.runtime.inputs import input_problem
         from modelgit.runtime.registry import HostedModel, Registry
+        from modelgit.sessions import Deadline
 
         inputs = _read_inputs(input_path)
         reg = Registry(obj.repo(), ref)
@@ -73,11 +74,14 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
                                  f"call the provider with {session.model_id}")
             problem = input_problem(session, inputs, given="the .npz")
             if problem is None:
+                deadline = Deadline()
                 try:
-                    outputs = reg.run(f"{name}:{version}", inputs)
+                    with deadline:
+                        outputs = reg.run(f"{name}:{version}", inputs, run_options=deadline.run_options)
                 except ModelgitError:
                     raise
                 except Exception as exc:  # onnxruntime refuses the input
+                    deadline.check(f"{name}:{version}")
                     problem = f"the model rejected the input: {str(exc).strip()[:300]}"
                 else:
                     result: dict[str, Any] = {"model": name, "version": version, "commit": reg.commit,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,8 +66,9 @@ MAX_DATASET_BYTES = 2 * 1024**3
 
 
 def max_dataset_bytes() -> int:
-    text = os.environ.get("MODELGIT_MAX_DATASET_BYTES", "")
-    return int(text) if text.isdigit() else MAX_DATASET_BYTES
+    from modelgit.sessions import env_number
+
+    return int(env_number("MODELGIT_MAX_DATASET_BYTES", MAX_DATASET_BYTES))
 
 
 def check_npz_sizes(data: bytes, path: str, limit: int | None = None) -> None:
@@ -183,8 +183,8 @@ def _predictions(task: str, outputs: list[np.ndarray]) -> np.ndarray:
     return proba
 
 
-def run_batches(session: Any, x: np.ndarray, batch_size: int, progress: Progress | None = None
-                ) -> tuple[list[np.ndarray], list[float]]:
+def run_batches(session: Any, x: np.ndarray, batch_size: int, progress: Progress | None = None,
+                run_options: Any = None) -> tuple[list[np.ndarray], list[float]]:
     """All outputs of the session over x in batches, and each batch's seconds.
 
     The hot loop of ``eval``, kept as close to bare ``session.run`` calls as it can be (see
@@ -200,7 +200,7 @@ def run_batches(session: Any, x: np.ndarray, batch_size: int, progress: Progress
     began = clock()
     for start in range(0, rows, batch_size):
         feed[name] = x[start:start + batch_size]
-        chunks.append(run(output_names, feed))
+        chunks.append(run(output_names, feed, run_options))
         now = clock()
         seconds.append(now - began)
         if progress is not None:
@@ -264,11 +264,16 @@ def evaluate(
                            f"'{model_input.name}' of {model_id}:{version_id} expects {width}",
                            hint="the dataset does not fit this model; check evaluation.dataset")
     x = x.astype(_ORT_TYPES.get(model_input.type, np.float32), copy=False)
+    from modelgit.sessions import Deadline
+
+    deadline = Deadline()
     try:
-        # warm-up, untimed: the first call allocates buffers and would skew the p95 of small sets
-        session.run(None, {model_input.name: x[:batch_size]})
-        outputs, seconds = run_batches(session, x, batch_size, progress)
+        with deadline:
+            # warm-up, untimed: the first call allocates buffers and would skew the p95 of small sets
+            session.run(None, {model_input.name: x[:batch_size]}, deadline.run_options)
+            outputs, seconds = run_batches(session, x, batch_size, progress, deadline.run_options)
     except Exception as exc:
+        deadline.check(f"{model_id}:{version_id} on dataset {dataset.path}")
         raise InvalidError(f"{model_id}:{version_id} failed on dataset {dataset.path}: "
                            f"{str(exc).strip()[:300]}") from None
     pred = _predictions(model.task, outputs)

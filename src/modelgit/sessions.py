@@ -8,7 +8,10 @@ address space is capped (``RLIMIT_AS``) and which is killed after a wall-clock l
 probe learns is a fact about the blob (given the limits) and may be cached by blob id; a failure
 to start the child is not.
 
-Limits: ``MODELGIT_ONNX_MEMORY`` (bytes, default 2 GiB) and ``MODELGIT_ONNX_SECONDS`` (default 30).
+Limits: ``MODELGIT_ONNX_MEMORY`` (bytes, default 2 GiB) and ``MODELGIT_ONNX_SECONDS`` (default 30)
+for that check; ``MODELGIT_RUN_SECONDS`` (default 600) is the wall-clock limit of the model runs of
+one ``eval`` or ``run`` command, enforced by :class:`Deadline` through onnxruntime's own
+``RunOptions.terminate`` (a run stops between two kernels, in this process, with nothing to kill).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import select
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,18 @@ from typing import Any
 
 DEFAULT_MEMORY = 2 * 1024**3
 DEFAULT_SECONDS = 30.0
+DEFAULT_RUN_SECONDS = 600.0
+
+
+def env_number(name: str, default: float) -> float:
+    """A positive number from the environment variable ``name``; ``default`` when it is unset,
+    empty, not a number or not positive (a limit is never switched off by a typo)."""
+    text = os.environ.get(name, "").strip().replace("_", "")
+    try:
+        value = float(text)
+    except ValueError:
+        return default
+    return value if value > 0 and value != float("inf") else default
 
 
 @dataclass(frozen=True)
@@ -35,10 +51,8 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        memory = os.environ.get("MODELGIT_ONNX_MEMORY", "")
-        seconds = os.environ.get("MODELGIT_ONNX_SECONDS", "")
-        return cls(int(memory) if memory.isdigit() else DEFAULT_MEMORY,
-                   float(seconds) if seconds.replace(".", "", 1).isdigit() else DEFAULT_SECONDS)
+        return cls(int(env_number("MODELGIT_ONNX_MEMORY", DEFAULT_MEMORY)),
+                   env_number("MODELGIT_ONNX_SECONDS", DEFAULT_SECONDS))
 
     def key(self) -> str:
         """How the limits are written next to a cached probe result (a fact only under them)."""
@@ -76,6 +90,48 @@ def create(data: bytes, session_options: Any = None, providers: list[str] | None
 
     return ort.InferenceSession(data, sess_options=session_options or options(),
                                 providers=providers or ["CPUExecutionProvider"])
+
+
+class Deadline:
+    """A wall-clock limit on the ``session.run`` calls that pass :attr:`run_options`.
+
+    >>> with Deadline(5.0) as deadline:                         # doctest: +SKIP
+    ...     session.run(None, feeds, deadline.run_options)
+
+    A timer thread sets ``run_options.terminate`` when the time is up; onnxruntime then stops the
+    run between two kernels (also inside a Loop) and raises. :meth:`check` turns that into a
+    :class:`~modelgit.errors.LimitError`. ``seconds`` defaults to ``MODELGIT_RUN_SECONDS``."""
+
+    def __init__(self, seconds: float | None = None) -> None:
+        import onnxruntime as ort
+
+        self.seconds = seconds if seconds is not None else env_number("MODELGIT_RUN_SECONDS", DEFAULT_RUN_SECONDS)
+        self.run_options = ort.RunOptions()
+        self.run_options.log_severity_level = 3  # the refusal is ours to report, once
+        self.expired = False
+        self._timer: threading.Timer | None = None
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.run_options.terminate = True
+
+    def __enter__(self) -> Deadline:
+        self._timer = threading.Timer(self.seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def check(self, what: str) -> None:
+        """Raise a LimitError about ``what`` when the deadline stopped a run."""
+        if self.expired:
+            from modelgit.errors import LimitError
+
+            raise LimitError(f"{what} ran longer than the {self.seconds:g}-second limit and was stopped",
+                             limit="time", hint="raise MODELGIT_RUN_SECONDS (seconds) if the model needs longer")
 
 
 def signature_of(session: Any) -> dict[str, Any]:

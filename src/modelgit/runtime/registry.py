@@ -299,9 +299,10 @@ class Registry:
         return self._pick(self._state, model, key).weight
 
     def run(self, model: str, inputs: Any, key: str | None = None,
-            output_names: list[str] | None = None) -> list[Any]:
+            output_names: list[str] | None = None, run_options: Any = None) -> list[Any]:
         """Run the version serving ``key`` on ``inputs`` (an array for a single-input model, or a
-        dict of input name → array). Returns onnxruntime's list of outputs."""
+        dict of input name → array). Returns onnxruntime's list of outputs. ``run_options`` (an
+        ``onnxruntime.RunOptions``, e.g. a :class:`modelgit.sessions.Deadline`'s) bound the call."""
         state = self._state
         fast = state.fast.get(model)
         if fast is None:  # a pin, an unknown model or one without an active version
@@ -314,16 +315,18 @@ class Registry:
                 loaded = self._fell_back(model, loaded)
         feed = inputs if inputs.__class__ is dict else {loaded.first_input: inputs}
         try:
-            return loaded.run(output_names, feed)
+            return loaded.run(output_names, feed, run_options)
         except Exception as exc:  # onnxruntime's own types; a hosted version has no run
-            return self._run_failed(state, model, loaded, inputs, output_names, exc)
+            return self._run_failed(state, model, loaded, inputs, output_names, exc, run_options)
 
     def _run_failed(self, state: _State, model: str, loaded: _Loaded, inputs: Any,
-                    output_names: list[str] | None, exc: Exception) -> list[Any]:
+                    output_names: list[str] | None, exc: Exception, run_options: Any) -> list[Any]:
+        if run_options is not None and run_options.terminate:
+            raise exc  # stopped on purpose: no fallback may run past the caller's deadline
         if isinstance(inputs, Mapping) and inputs.__class__ is not dict and loaded.run is not None:
             inputs = dict(inputs)  # an OrderedDict or other mapping of input name → array
             try:
-                return loaded.run(output_names, inputs)
+                return loaded.run(output_names, inputs, run_options)
             except Exception as again:
                 exc = again
         if isinstance(loaded.session, HostedModel):
@@ -342,7 +345,7 @@ class Registry:
         self._stats.last_run_error[(model, loaded.version)] = str(exc).strip()[:300]
         feed = inputs if isinstance(inputs, dict) else {active.first_input: inputs}
         try:
-            return active.run(output_names, feed)
+            return active.run(output_names, feed, run_options)
         except Exception as again:
             raise _input_error(model, active, inputs, again) from again
 
