@@ -221,11 +221,11 @@ def test_session_for_verifies_the_digest_itself(score: RegistryRepo, monkeypatch
     snapshot = reg._state.snapshot
     wrong = FileArtifact(path="registry/artifacts/score_v1.onnx", sha256="ab" * 32)
     with pytest.raises(InvalidError, match="does not match the recorded"):
-        reg._session_for(snapshot, wrong)
+        reg._builder.session_for(snapshot, wrong)
     assert seen == []
     missing = FileArtifact(path="registry/artifacts/nope.onnx", sha256="ab" * 32)
     with pytest.raises(InvalidError, match="does not exist"):
-        reg._session_for(snapshot, missing)
+        reg._builder.session_for(snapshot, missing)
 
 
 def test_sessions_are_cached_by_sha256_and_shared(repo: Repo) -> None:
@@ -246,7 +246,7 @@ def test_sessions_are_cached_by_sha256_and_shared(repo: Repo) -> None:
     assert reg.session("score:v3") is first
     assert reg.session("other") is first
     assert reg.session("score:v4") is not first
-    assert set(reg._sessions) == {sha256(same), sha256(model_bytes(4))}
+    assert set(reg._builder.sessions) == {sha256(same), sha256(model_bytes(4))}
     x = sample_input()
     for version in ("v1", "v2", "v3"):
         np.testing.assert_array_equal(reg.run(f"score:{version}", x)[0], expected(3, x))

@@ -142,7 +142,7 @@ def test_a_commit_that_would_stop_a_serving_model_is_refused(score: RegistryRepo
     assert "optimizer failed (simulated)" in _refusals(reg)[-1]
     assert set(_answers(reg, x, [1, 2, 3, 5])) == {1, 2}
     # v5's session, created while the refused commit was being built, is not kept
-    assert set(reg._sessions) == {sha256(model_bytes(1)), sha256(model_bytes(2))}
+    assert set(reg._builder.sessions) == {sha256(model_bytes(1)), sha256(model_bytes(2))}
     # promoting a URI version is refused the same way
     score.model("score", [V("v1", "deprecated", k=1), V("v2", "staging", k=2), V("v3", "deprecated", k=3),
                           V("v5", "archived", k=5), V("v4", "active", uri="s3://b/v4.onnx")])
@@ -154,30 +154,30 @@ def test_a_commit_that_would_stop_a_serving_model_is_refused(score: RegistryRepo
 def test_unused_sessions_are_released(score: RegistryRepo) -> None:
     reg = Registry.open(score.repo.root, ref="main")
     v1, v2, v3 = (sha256(model_bytes(k)) for k in (1, 2, 3))
-    assert set(reg._sessions) == {v1, v2}
+    assert set(reg._builder.sessions) == {v1, v2}
     score.model("score", [V("v1", "active", k=1), V("v2", "archived", k=2), V("v3", "staging", k=3)],
                 {"v1": 50, "v3": 50})
     score.commit("v2 archived, v3 under test")
     assert reg.reload() is True
-    assert set(reg._sessions) == {v1, v3}
+    assert set(reg._builder.sessions) == {v1, v3}
     # a refused commit leaves no session behind
     score.model("score", [V("v1", "active", k=1), V("v2", "archived", k=2), V("v3", "staging", k=3),
                           V("v4", "staging", k=4)], {"v1": 50, "v3": 40, "v4": 20})
     score.commit("traffic sums to 110")
     assert reg.reload() is False
-    assert set(reg._sessions) == {v1, v3}
+    assert set(reg._builder.sessions) == {v1, v3}
     score.model("score", [V("v1", "deprecated", k=1), V("v2", "archived", k=2), V("v3", "active", k=3),
                           V("v4", "staging", k=4)], {"v3": 90, "v4": 10})
     score.commit("promote v3, v4 under test")
     assert reg.reload() is True
-    assert set(reg._sessions) == {v3, sha256(model_bytes(4))}
+    assert set(reg._builder.sessions) == {v3, sha256(model_bytes(4))}
     reg.session("score:v1")  # a deprecated pin loads on demand
-    assert v1 in reg._sessions
+    assert v1 in reg._builder.sessions
     score.model("score", [V("v1", "deprecated", k=1), V("v2", "archived", k=2), V("v3", "active", k=3),
                           V("v4", "archived", k=4)])
     score.commit("v4 archived")
     assert reg.reload() is True
-    assert set(reg._sessions) == {v3}
+    assert set(reg._builder.sessions) == {v3}
 
 
 def _bare_remote(score: RegistryRepo, tmp_path: Path) -> Path:
@@ -238,7 +238,7 @@ def test_watch_picks_up_commits(score: RegistryRepo, tmp_path: Path) -> None:
         assert reg.commit == new
         x = sample_input()
         assert _answers(reg, x, [1, 2]) == Counter({2: len(KEYS)})
-    assert reg._watcher is None
+    assert not reg._reloader.watching
 
 
 # -- reliability under load --------------------------------------------------------------------------
@@ -377,6 +377,6 @@ def test_no_request_fails_while_20_commits_land(score: RegistryRepo) -> None:
     assert sum(total.values()) > 1000
     assert elapsed < 30
     # sessions of versions no longer serving were released; memory is back near the baseline
-    assert set(reg._sessions) == {sha256(model_bytes(5))}
+    assert set(reg._builder.sessions) == {sha256(model_bytes(5))}
     gc.collect()
     assert _rss_bytes() - baseline < 60 * 2**20

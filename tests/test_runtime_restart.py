@@ -106,3 +106,50 @@ def test_a_long_lived_registry_keeps_one_validator_entry_per_live_file(score: An
             assert reg.reload() is True
         validator = reg._validator  # the bound itself is what is tested here
         assert len(validator._refs) == 1 and len(validator._outcomes) == 1
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _mirror_refs(cache: Path) -> dict[str, str]:
+    (mirror,) = [p for p in cache.iterdir() if p.is_dir()]
+    lines = _git(mirror, "for-each-ref", "--format=%(refname) %(objectname)").splitlines()
+    return dict(line.split(" ") for line in lines)
+
+
+def test_a_url_mirror_fetches_into_quarantine_and_moves_its_branch_only_after_validation(
+        score: Any, tmp_path: Path) -> None:
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(score.repo.root), str(bare)], check=True)
+    good = score.repo.head()
+    cache = tmp_path / "cache"
+    with Registry.open(bare.as_uri(), ref="main", cache_dir=cache) as reg:
+        assert reg.commit == good
+        refs = _mirror_refs(cache)
+        assert refs["refs/heads/main"] == good == refs["refs/modelgit/incoming/heads/main"]
+        bad = _break(score)
+        _git(score.repo.root, "push", "-q", str(bare), "main")
+        assert reg.reload() is False and reg.commit == good
+        refs = _mirror_refs(cache)
+        # The invalid commit was fetched, but only into quarantine: the branch stays on the good one.
+        assert refs["refs/modelgit/incoming/heads/main"] == bad
+        assert refs["refs/heads/main"] == good
+    # A new process on the same cache serves the last good commit and refuses the bad tip.
+    with Registry.open(bare.as_uri(), ref="main", cache_dir=cache) as reg:
+        assert reg.commit == good and reg.info()["refused"][0]["commit"] == bad
+        score.model("score", [V("v1", "active", k=1), V("v2", "staging", k=2)], {"v1": 70, "v2": 30})
+        fixed = score.commit("v2 at 30 %, with its right sha256")
+        _git(score.repo.root, "push", "-q", str(bare), "main")
+        assert reg.reload() is True and reg.commit == fixed
+        assert _mirror_refs(cache)["refs/heads/main"] == fixed
+
+
+def test_a_mirror_names_a_missing_ref_clearly(score: Any, tmp_path: Path) -> None:
+    from modelgit.errors import UsageError
+
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(score.repo.root), str(bare)], check=True)
+    with pytest.raises(UsageError) as caught:
+        Registry.open(bare.as_uri(), ref="no-such-branch", cache_dir=tmp_path / "cache")
+    assert caught.value.message == f"unknown git ref 'no-such-branch' at {bare.as_uri()}"

@@ -124,13 +124,21 @@ def check_remote(remote: str, what: str = "remote") -> None:
     _refuse_option_like(what, remote)
 
 
+# Where a mirror's fetches land: nothing from a remote reaches refs/heads until the runtime has
+# validated it and moved its served branch there (GitRepo.move_served_branch).
+INCOMING = "refs/modelgit/incoming/"
+
+
 def clone_mirror(url: str, dest: Path) -> None:
-    """A bare clone of ``url`` at ``dest``, over the allowed transports only; a GitError with git's
-    words when it fails (nothing is cleaned up: ``dest`` is the caller's)."""
+    """A bare repository at ``dest`` holding ``url``'s branches and tags under :data:`INCOMING`
+    (a quarantine: its own ``refs/heads`` stay empty), over the allowed transports only; a GitError
+    with git's words when it fails (nothing is cleaned up: ``dest`` is the caller's)."""
     check_remote(url, "git URL")
-    proc = _run(["clone", "--quiet", "--bare", "--", url, str(dest)], dest.parent, env=_remote_env())
+    _remote_env()  # a bad MODELGIT_GIT_PROTOCOLS is refused before anything is made
+    proc = _run(["init", "--quiet", "--bare", "--", str(dest)], dest.parent)
     if proc.returncode != 0:
         raise GitError(_stderr(proc))
+    GitRepo(dest, dest).fetch_mirror(url)
 
 
 def merge_file(current: bytes, base: bytes, other: bytes) -> tuple[bytes, bool]:
@@ -395,11 +403,22 @@ class GitRepo:
         if proc.returncode != 0:
             raise GitError(_stderr(proc, "git push failed"))
 
-    def fetch_mirror(self) -> None:
-        """Bring a bare mirror made by :func:`clone_mirror` up to date with its origin (every branch,
-        force, prune); a GitError with git's words when the remote cannot be reached."""
-        proc = self._git("fetch", "--quiet", "--prune", "--end-of-options", "origin",
-                         "+refs/heads/*:refs/heads/*", check=False, env=_remote_env())
+    def fetch_mirror(self, url: str) -> None:
+        """Fetch every branch and tag of ``url`` into :data:`INCOMING` (force, prune), over the
+        allowed transports; a GitError with git's words when the remote cannot be reached."""
+        check_remote(url, "git URL")
+        proc = self._git("fetch", "--quiet", "--prune", "--no-tags", "--end-of-options", url,
+                         f"+refs/heads/*:{INCOMING}heads/*", f"+refs/tags/*:{INCOMING}tags/*",
+                         check=False, env=_remote_env())
+        if proc.returncode != 0:
+            raise GitError(_stderr(proc))
+
+    def move_served_branch(self, branch: str, commit: str) -> None:
+        """Point ``refs/heads/<branch>`` at ``commit``: a mirror's served branch, moved only after
+        the commit was validated. A GitError when git refuses."""
+        self.check_branch_name(branch)
+        proc = self._git("update-ref", "-m", "modelgit: validated and served", "--end-of-options",
+                         f"refs/heads/{branch}", commit, check=False)
         if proc.returncode != 0:
             raise GitError(_stderr(proc))
 

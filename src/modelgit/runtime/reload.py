@@ -1,0 +1,135 @@
+"""Moving the runtime from commit to commit: reload on demand or on a timer, refuse what must not
+serve, remember what did.
+
+A commit is refused (and the last good state keeps serving) when it is invalid, does not descend
+from the commit serving now (a force-push back in time, an unrelated history), or would take a
+model that serves now out of service. A refusal about the commit's content is final for that
+commit; a git or transient failure (memory, threads, I/O) is retried on the next poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from modelgit.errors import GitError, ModelgitError, TransientError
+from modelgit.runtime.source import LocalRef, Mirror, ServedMemory
+from modelgit.runtime.state import State, StateBuilder
+from modelgit.snapshot import Loader
+
+log = logging.getLogger("modelgit.runtime")
+
+
+@dataclass
+class Refusals:
+    recent: list[dict[str, str]] = field(default_factory=list)  # the last 50, newest last
+    final: set[str] = field(default_factory=set)  # commits judged once and for all
+    reloads: int = 0
+
+
+class Reloader:
+    """Builds the state of the source's candidate commit and hands it to ``swap`` when it may
+    serve. ``current`` returns the state serving now."""
+
+    def __init__(self, source: LocalRef | Mirror, builder: StateBuilder, loader: Loader,
+                 served: ServedMemory, current: Callable[[], State], swap: Callable[[State], None]) -> None:
+        self.source = source
+        self.builder = builder
+        self.served = served
+        self.refusals = Refusals()
+        self.lock = threading.Lock()
+        self._loader = loader
+        self._current = current
+        self._swap = swap
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def first_state(self, allow_reset: bool) -> tuple[State, bool]:
+        """The state to start serving and whether the candidate is newer than it: the last commit
+        this ref served (persisted by any process sharing the cache), so a tip that is invalid or
+        that does not descend from it is refused by the next reload instead of served;
+        ``allow_reset`` starts from the candidate on purpose."""
+        tip = self.source.candidate()
+        last_good = None if allow_reset else self.served.read()
+        start = last_good if last_good is not None and last_good != tip else tip
+        state = self.builder.build(start)
+        self._loader.forget_except([state.snapshot])
+        self.served.write(start)
+        self.source.accept(start)
+        return state, start != tip
+
+    def reload(self) -> bool:
+        """Move to the candidate commit if it may serve; True when a new commit now serves."""
+        with self.lock:
+            try:
+                self.source.refresh()
+            except GitError as exc:
+                self.refuse(None, "git remote unreachable: " + exc.message[:200])
+                return False
+            try:
+                commit = self.source.candidate()
+            except ModelgitError as exc:
+                self.refuse(None, exc.message)
+                return False
+            current = self._current()
+            if commit == current.commit or commit in self.refusals.final:
+                return False  # nothing new (a refused commit is judged once)
+            if not self.source.repo.is_ancestor(current.commit, commit):
+                self.refuse(commit, f"{commit[:12]} does not descend from {current.commit[:12]} "
+                                    "(history rewritten?); keeping the current state", final=True)
+                return False
+            try:
+                state = self.builder.build(commit, current)
+                self.builder.check_still_serving(current, state)
+            except ModelgitError as exc:
+                self.refuse(commit, exc.render(), final=not isinstance(exc, (GitError, TransientError)))
+                self.builder.release_unused(current)
+                return False
+            except Exception as exc:  # a bug or an onnxruntime crash must not stop serving
+                log.exception("modelgit: building %s failed", commit[:12])
+                self.refuse(commit, f"{type(exc).__name__}: {str(exc)[:200]}")
+                self.builder.release_unused(current)
+                return False
+            self._swap(state)
+            self.served.write(commit)
+            self.source.accept(commit)
+            self.refusals.reloads += 1
+            self.builder.release_unused(state)
+            self._loader.forget_except([state.snapshot])
+            self.builder.validator.forget_except(state.snapshot)
+            log.info("modelgit: now serving %s (was %s)", commit[:12], current.commit[:12])
+            return True
+
+    def refuse(self, commit: str | None, reason: str, final: bool = False) -> None:
+        log.warning("modelgit: refused %s: %s", commit[:12] if commit else self.source.ref, reason)
+        self.refusals.recent.append({"commit": commit or "", "reason": reason})
+        del self.refusals.recent[:-50]
+        if final and commit:
+            self.refusals.final.add(commit)
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None
+
+    def watch(self, interval: float) -> None:
+        if self._watcher is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.reload()
+                except Exception:  # never let the watcher die; the state keeps serving
+                    log.exception("modelgit: reload failed")
+
+        self._watcher = threading.Thread(target=loop, name="modelgit-watch", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
