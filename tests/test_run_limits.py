@@ -100,11 +100,24 @@ def test_run_within_the_limit_answers(slow_version: Repo, cli: Any, tmp_path: An
     assert '"outputs": [[[0.0], [0.0]]]' in out  # one output: X·1 of zeros
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("", 600.0), ("abc", 600.0), ("0", 600.0), ("-5", 600.0), ("inf", 600.0), ("nan", 600.0),
-    ("2.5", 2.5), (" 30 ", 30.0), ("1_000", 1000.0),
-])
-def test_limits_from_the_environment_never_switch_a_limit_off(monkeypatch: pytest.MonkeyPatch, text: str,
-                                                               expected: float) -> None:
+@pytest.mark.parametrize(("text", "expected"), [("", 600.0), ("2.5", 2.5), (" 30 ", 30.0), ("1_000", 1000.0)])
+def test_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch, text: str, expected: float) -> None:
     monkeypatch.setenv("MODELGIT_RUN_SECONDS", text)
     assert sessions.env_number("MODELGIT_RUN_SECONDS", sessions.DEFAULT_RUN_SECONDS) == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "4G", "0", "-5", "inf", "nan"])
+def test_a_mistyped_limit_is_an_error_not_the_default(monkeypatch: pytest.MonkeyPatch, text: str,
+                                                       example_repo: Repo, cli: Any) -> None:
+    monkeypatch.setenv("MODELGIT_ONNX_MEMORY", text)
+    monkeypatch.setattr(sessions, "_learnt", {})
+    code, out, err = cli("-C", str(example_repo.root), "validate")
+    assert code == 2 and "Traceback" not in out + err
+    assert f"MODELGIT_ONNX_MEMORY={text!r} is not a positive number" in err
+
+
+def test_a_failure_to_read_in_the_child_is_transient_never_a_fact(tmp_path: Any) -> None:
+    results: list[Any] = [None]
+    sessions._run_child([str(tmp_path / "gone.onnx")], [0], results, sessions.Limits(seconds=20))
+    (found,) = results
+    assert found.signature is None and found.transient is True and found.limit is None

@@ -34,14 +34,23 @@ DEFAULT_RUN_SECONDS = 600.0
 
 
 def env_number(name: str, default: float) -> float:
-    """A positive number from the environment variable ``name``; ``default`` when it is unset,
-    empty, not a number or not positive (a limit is never switched off by a typo)."""
-    text = os.environ.get(name, "").strip().replace("_", "")
+    """A positive number from the environment variable ``name`` (``_`` may group digits), or
+    ``default`` when it is unset or empty. Anything else is a UsageError naming the variable: a
+    typo such as ``4G`` must neither switch a limit off nor quietly mean the default."""
+    raw = os.environ.get(name, "")
+    text = raw.strip().replace("_", "")
+    if not text:
+        return default
     try:
         value = float(text)
     except ValueError:
-        return default
-    return value if value > 0 and value != float("inf") else default
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        from modelgit.errors import UsageError
+
+        raise UsageError(f"{name}={raw!r} is not a positive number",
+                         hint=f"write a plain number, e.g. {name}={default:g}, or unset it for the default")
+    return value
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,7 @@ import json, resource, sys
 limit = int(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 from modelgit import sessions
+from modelgit.errors import is_transient
 for path in open(sys.argv[2], encoding="utf-8").read().splitlines():
     result = {}
     try:
@@ -195,6 +205,8 @@ for path in open(sys.argv[2], encoding="utf-8").read().splitlines():
             result = {"limit": "memory", "problem": text[:200]}
         else:
             result = {"problem": (text.splitlines()[0] if text else type(exc).__name__)[:300]}
+            if is_transient(exc):  # I/O, threads: says nothing about the model, never a fact
+                result["transient"] = True
     print(json.dumps(result), flush=True)
 """
 
@@ -288,6 +300,7 @@ def _run_child(paths: list[str], todo: list[int], results: list[Probe | None], l
             results[index] = Probe(None, f"loading or running it needs more than the {limits.memory_bytes:,}-byte "
                                    f"memory limit ({printable(found.get('problem', ''))[:120]})", limit="memory")
         else:
-            results[index] = Probe(None, printable(found.get("problem", "cannot be loaded")))
+            results[index] = Probe(None, printable(found.get("problem", "cannot be loaded")),
+                                   transient=found.get("transient") is True)
     child.wait()
     return []
