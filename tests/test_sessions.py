@@ -105,3 +105,23 @@ def test_validate_refuses_an_artifact_that_breaks_a_limit(example_repo: Any, cli
     (line,) = [line for line in out.splitlines() if "bomb.onnx" in line]
     assert " ART005 artifact 'registry/artifacts/bomb.onnx' refused by the model check: " in line
     assert "805,306,368-byte memory limit" in line and "MODELGIT_ONNX_MEMORY" in line
+
+
+def test_a_pass_cached_under_higher_limits_is_checked_again_under_lower_ones(example_repo: Any, cli: Any,
+                                                                            monkeypatch: Any) -> None:
+    monkeypatch.setattr(sessions, "_learnt", {})
+    root = str(example_repo.root)
+    assert cli("-C", root, "validate")[0] == 0  # passes under the defaults, facts cached by blob id
+    calls: list[int] = []
+    real = sessions.probe_many
+    monkeypatch.setattr(sessions, "probe_many", lambda blobs, limits=None: calls.append(len(blobs)) or
+                        real(blobs, limits))
+    assert cli("-C", root, "validate")[0] == 0 and calls == []  # the same limits: nothing re-checked
+    # 64 MiB of address space cannot even hold the interpreter and onnxruntime: every artifact
+    # breaks it, which a cached pass under 2 GiB must not hide.
+    monkeypatch.setenv("MODELGIT_ONNX_MEMORY", str(64 * 1024**2))
+    code, out, _ = cli("-C", root, "validate")
+    assert code == 1 and "ART005" in out, out and "67,108,864-byte memory limit" in out
+    monkeypatch.setenv("MODELGIT_ONNX_MEMORY", str(4 * 1024**3))  # higher than the pass: still holds
+    calls.clear()
+    assert cli("-C", root, "validate")[0] == 0 and calls == []

@@ -107,13 +107,27 @@ def _sound_signature(value: str) -> bool:
         loaded = json.loads(value)
     except ValueError:
         return False
-    if not isinstance(loaded, dict) or len(loaded) != 1:
+    if not isinstance(loaded, dict):
         return False
     if "error" in loaded:
-        return isinstance(loaded["error"], str)
-    found = loaded.get("ok")
-    return (isinstance(found, dict) and isinstance(found.get("inputs"), list)
-            and isinstance(found.get("outputs"), list))
+        return len(loaded) == 1 and isinstance(loaded["error"], str)
+    found, under = loaded.get("ok"), loaded.get("under")
+    return (set(loaded) <= {"ok", "under"} and isinstance(found, dict)
+            and isinstance(found.get("inputs"), list) and isinstance(found.get("outputs"), list)
+            and (under is None or (isinstance(under, list) and len(under) == 2
+                                   and all(isinstance(n, int | float) for n in under))))
+
+
+def _holds_under(fact: dict[str, Any], limits: Any) -> bool:
+    """Whether a cached outcome still holds under ``limits``: a model that loaded and ran under
+    some limits may break lower ones, so a pass counts only when the limits now are at least as
+    high as those it passed under (entries written before limits were recorded: the defaults)."""
+    if "error" in fact:
+        return True  # not loadable at all, whatever the limits
+    from modelgit.sessions import DEFAULT_MEMORY, DEFAULT_SECONDS
+
+    memory, seconds = fact.get("under") or (DEFAULT_MEMORY, DEFAULT_SECONDS)
+    return limits.memory_bytes >= memory and limits.seconds >= seconds
 
 
 class ArtifactFacts:
@@ -136,8 +150,9 @@ class ArtifactFacts:
         """Probe every artifact not known yet in one child process (one start-up for all)."""
         from modelgit import sessions
 
+        limits = sessions.Limits.from_env()
         todo = [(blob, data) for blob, data in dict(items).items()
-                if data and self.signatures.get(blob) is None and blob not in self._tried]
+                if data and self._known(blob, limits) is None and blob not in self._tried]
         if todo:
             self._tried.update(zip([b for b, _ in todo], sessions.probe_cached([d for _, d in todo]), strict=True))
 
@@ -145,20 +160,34 @@ class ArtifactFacts:
         """The ONNX signature of a model file; InvalidError when onnxruntime cannot load it, and
         TransientError (not cached: the next call tries again) when it failed for want of memory,
         a thread or I/O rather than because of the file."""
-        cached = self.signatures.get(blob)
-        if cached is None:
+        from modelgit.sessions import Limits
+
+        limits = Limits.from_env()
+        loaded = self._known(blob, limits)
+        if loaded is None:
             try:
-                result: dict[str, Any] = {"ok": read_signature(data, self._tried.pop(blob, None))}
+                loaded = {"ok": read_signature(data, self._tried.pop(blob, None)),
+                          "under": [limits.memory_bytes, limits.seconds]}
             except (TransientError, LimitError):
                 raise  # not a fact about the blob alone: a limit can be raised
             except InvalidError as exc:
-                result = {"error": exc.message}
-            cached = json.dumps(result, separators=(",", ":"))
-            self.signatures.put(blob, cached)
-        loaded = json.loads(cached)
+                loaded = {"error": exc.message}
+            self.signatures.put(blob, json.dumps(loaded, separators=(",", ":")))
         if "error" in loaded:
             raise InvalidError(loaded["error"])
         return loaded["ok"]
+
+    def knows_signature(self, blob: str, limits: Any) -> bool:
+        """Whether the outcome of checking ``blob`` is cached and still holds under ``limits``
+        (else its bytes are needed to check it)."""
+        return self._known(blob, limits) is not None
+
+    def _known(self, blob: str, limits: Any) -> dict[str, Any] | None:
+        cached = self.signatures.get(blob)
+        if cached is None:
+            return None
+        loaded = json.loads(cached)
+        return loaded if _holds_under(loaded, limits) else None
 
     def flush(self) -> None:
         self.digests.flush()

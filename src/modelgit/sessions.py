@@ -178,9 +178,17 @@ _CHILD = """
 import json, resource, sys
 limit = int(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-from modelgit import sessions
-from modelgit.errors import is_transient
-for path in open(sys.argv[2], encoding="utf-8").read().splitlines():
+paths = open(sys.argv[2], encoding="utf-8").read().splitlines()
+try:  # the runtime itself first: failing to start under the cap says nothing about any model
+    import numpy, onnxruntime
+    from modelgit import sessions
+    from modelgit.errors import is_transient
+except BaseException as exc:
+    problem = "onnxruntime cannot even start under this limit (%s)" % (str(exc).strip()[:120],)
+    for path in paths:
+        print(json.dumps({"limit": "memory", "problem": problem}), flush=True)
+    sys.exit(0)
+for path in paths:
     result = {}
     try:
         data = open(path, "rb").read()

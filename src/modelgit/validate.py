@@ -13,6 +13,7 @@ from modelgit import rules, yamlio
 from modelgit.artifacts import ArtifactFacts
 from modelgit.errors import Finding, InvalidError, LimitError, TransientError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
+from modelgit.sessions import Limits
 from modelgit.snapshot import Loader, Snapshot, model_path
 from modelgit.spec import FileArtifact, Model
 
@@ -128,10 +129,11 @@ class Validator:
                 findings.extend(done)
             else:
                 pending.append((key, path, resolved))
+        limits = Limits.from_env()
         needed = [
             entry for _, _, resolved in pending for (_, _, _, kind, _), entry, _ in resolved
             if entry is not None and (self.facts.digests.get(entry.blob) is None
-                                      or (kind == "artifact" and self.facts.signatures.get(entry.blob) is None))
+                                      or (kind == "artifact" and not self.facts.knows_signature(entry.blob, limits)))
         ]
         contents = snapshot.source.read_many(("", e) for e in needed) if needed else {}
         # One model-check child for every artifact not known yet; only bytes that match their
