@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 
@@ -257,3 +258,24 @@ def test_a_deterministic_refusal_is_judged_once(score: Any, monkeypatch: pytest.
     assert reg.reload() is False and reg.commit == good  # not retried: the commit was judged
     assert calls[0] == 1 and len(reg.info()["refused"]) == 1
 
+
+
+def test_a_staging_version_that_failed_transiently_is_loaded_on_the_next_poll(
+        score: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelgit import Registry
+    from runtime_support import V, expected, model_bytes, sample_input
+
+    reg = Registry.open(score.repo.root, ref="main")
+    calls = _failing_sessions(monkeypatch, TRANSIENT["memory"], only=model_bytes(5), when_optimizing=True)
+    score.model("score", [V("v1", "active", k=1), V("v2", "staging", k=2), V("v5", "staging", k=5)],
+                {"v1": 80, "v2": 10, "v5": 10})
+    added = score.commit("add v5 at 10 %")
+    # The commit serves (v5's traffic falls back to v1), and v5's failure is no fact about it.
+    assert reg.reload() is True and reg.commit == added
+    assert "v5" not in reg.info("score")["loaded"] and calls[0] == 1
+    monkeypatch.undo()
+    assert reg.reload() is True and reg.commit == added  # the same commit, tried again
+    assert "v5" in reg.info("score")["loaded"]
+    x = sample_input()
+    assert np.array_equal(reg.run("score:v5", x)[0], expected(5, x))
+    assert reg.reload() is False  # nothing left to retry

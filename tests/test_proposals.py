@@ -812,7 +812,8 @@ BAD = [
     ("unknown version", None, ["promote", "calling_score", "v9.9"], 2,
      ["error: model 'calling_score' has no version 'v9.9'\nhint: known versions: v1.0-hybrid, v2.0-real\n"]),
     ("archive active", None, ["archive", "calling_score", "v1.0-hybrid"], 1,
-     ["error: cannot archive active version 'v1.0-hybrid' of 'calling_score'\nhint: deprecate it first\n"]),
+     ["error: cannot archive active version 'v1.0-hybrid' of 'calling_score'\nhint: promote another version "
+      "first (this one then becomes deprecated), or retire the model\n"]),
     ("promote archived", _archive_v2, ["promote", "calling_score", "v2.0-real"], 1,
      ["error: cannot promote archived version 'v2.0-real' of 'calling_score'\n"
       "hint: only staging or deprecated versions can become active\n"]),
@@ -857,6 +858,8 @@ BAD = [
       f"hint: pass --branch NAME, or delete it: git branch -D {PROMOTE_BRANCH}\n"]),
     ("bad branch name", None, ["promote", "calling_score", "v2.0-real", "--branch", "bad..name"], 2,
      ["error: 'bad..name' is not a valid branch name\n"]),
+    ("bad branch name, dry run", None, ["promote", "calling_score", "v2.0-real", "--branch", "bad..name",
+                                        "--dry-run"], 2, ["error: 'bad..name' is not a valid branch name\n"]),
     ("unknown ref", None, ["promote", "calling_score", "v2.0-real", "--ref", "nope"], 2,
      ["error: unknown git ref 'nope'\n"]),
     ("detached on current branch", _detach, ["promote", "calling_score", "v2.0-real", "--on-current-branch"], 2,

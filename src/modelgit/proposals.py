@@ -186,7 +186,8 @@ def plan_archive(snapshot: Snapshot, model_id: str, version: str) -> Proposal:
     model = _model(snapshot, model_id)
     target = model.require_version(version, model_id)
     if target.status not in ("staging", "deprecated"):
-        hint = "deprecate it first" if target.status == "active" else "it is archived already"
+        hint = ("promote another version first (this one then becomes deprecated), or retire the model"
+                if target.status == "active" else "it is archived already")
         raise InvalidError(f"cannot archive {target.status} version '{version}' of '{model_id}'", hint=hint)
 
     def change(data: Any) -> None:
@@ -752,6 +753,8 @@ def apply(
 
     if push is not None:
         check_remote(push)  # before anything is committed, and in a dry run too
+    if branch is not None:
+        repo.check_branch_name(branch)  # a dry run refuses what the real run would
     validator = validator or Validator(repo)
     base = base or validator.loader.load(proposal.base_commit)
     reverts = [proposal.extra_trailers["Modelgit-Reverts"]] if "Modelgit-Reverts" in proposal.extra_trailers else []

@@ -61,7 +61,8 @@ class Reloader:
         return state, start != tip
 
     def reload(self) -> bool:
-        """Move to the candidate commit if it may serve; True when a new commit now serves."""
+        """Move to the candidate commit if it may serve; True when a new state now serves (a new
+        commit, or the same one with versions loaded that had failed for a transient reason)."""
         with self.lock:
             try:
                 self.source.refresh()
@@ -74,9 +75,12 @@ class Reloader:
                 self.refuse(None, exc.message)
                 return False
             current = self._current()
-            if commit == current.commit or commit in self.refusals.final:
+            # A version that failed to load for a transient reason (memory, threads, I/O) while
+            # its commit was accepted is tried again on the next poll, not on the next commit.
+            retry = commit == current.commit and any(m.transient for m in current.models.values())
+            if (commit == current.commit and not retry) or commit in self.refusals.final:
                 return False  # nothing new (a refused commit is judged once)
-            if not self.source.repo.is_ancestor(current.commit, commit):
+            if not retry and not self.source.repo.is_ancestor(current.commit, commit):
                 self.refuse(commit, f"{commit[:12]} does not descend from {current.commit[:12]} "
                                     "(history rewritten?); keeping the current state", final=True)
                 return False
