@@ -493,9 +493,19 @@ def t_ppf(p: float, dof: float) -> float:
 def _t_isf(q: float, dof: float) -> float:
     """The t > 0 with P(T_dof > t) = q, for 0 < q < ½."""
     z = -NormalDist().inv_cdf(q)
-    # Cornish–Fisher start (Abramowitz & Stegun 26.7.5): within 1e-6 for dof ≳ 30, so Newton needs
-    # two or three steps there; for small dof it may be far off and the bracket takes over.
-    t = z + (z**3 + z) / (4 * dof) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof * dof)
+    # Cornish–Fisher expansion of t in z (Abramowitz & Stegun 26.7.5, terms to ν⁻⁴): for ν ≳ 30 it is
+    # within ~1e-9, so one Newton step finishes. For small ν it can be far off; the bracket then takes
+    # over and plain Newton/bisection converges.
+    z2 = z * z
+    t = z * (
+        1.0
+        + (z2 + 1) / (4 * dof)
+        + ((5 * z2 + 16) * z2 + 3) / (96 * dof**2)
+        + (((3 * z2 + 19) * z2 + 17) * z2 - 15) / (384 * dof**3)
+        + ((((79 * z2 + 776) * z2 + 1482) * z2 - 1920) * z2 - 945) / (92160 * dof**4)
+    )
+    if not (math.isfinite(t) and t > 0):
+        t = z
     low, high = 0.0, math.inf
     for _ in range(400):
         excess = t_sf(t, dof) - q  # t_sf decreases in t
@@ -503,11 +513,14 @@ def _t_isf(q: float, dof: float) -> float:
             low = t
         else:
             high = t
-        candidate = t + excess / max(_t_pdf(t, dof), _TINY)
+        step = excess / max(_t_pdf(t, dof), _TINY)
+        candidate = t + step
+        if low < candidate < high and abs(step) <= 1e-9 * max(1.0, t):
+            # Newton converges quadratically: after a step this small the error left is ~step², far
+            # below double precision relative to t, so no further (costly) t_sf evaluation is needed.
+            return candidate
         if not low < candidate < high:
             candidate = (low + high) / 2 if math.isfinite(high) else 2.0 * t
-        if abs(candidate - t) <= 4 * _EPS * max(1.0, abs(t)):
-            return candidate
         t = candidate
     return t
 
