@@ -9,6 +9,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -343,3 +344,12 @@ def test_public_api_exists_and_the_module_imports_neither_scipy_nor_numpy() -> N
     code = "import sys, modelgit.stats; print('scipy' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_sim_decisions_benchmark_runs_and_meets_its_target_on_a_small_run() -> None:
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "sim_decisions.py"
+    args = [sys.executable, str(script), "--experiments", "40", "--days", "10", "--seed", "5"]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "upgrade A/A, threshold +0 %" in run.stdout and "rollback -15 %, floor 0.50" in run.stdout
+    assert "false decisions, upgrade A/A, threshold +0 %:" in run.stdout

@@ -9,8 +9,8 @@ callers add up the moments of one phase only.
 Intervals
     * :func:`mean_cs`, :func:`difference_cs`, :func:`relative_cs` — **asymptotic confidence
       sequences** (Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas, "Time-uniform central limit theory
-      and asymptotic confidence sequences", Annals of Statistics 2024, arXiv:2103.06476, Thm 2.2 and
-      eq. for ρ), the form GrowthBook's gbstats uses for its sequential tests. Their coverage holds
+      and asymptotic confidence sequences", arXiv:2103.06476; ρ from eq. 161 of v7, 2023), the form
+      GrowthBook's gbstats uses for its sequential tests. Their coverage holds
       *uniformly over time*: the chance that the interval *ever* misses the truth, however often it is
       looked at, is at most α (asymptotically). That is what lets a scheduled check peek every day.
     * :func:`welch_interval`, :func:`mean_interval` — the classic fixed-horizon Student / Welch
