@@ -60,6 +60,8 @@ def test_moments_edge_cases() -> None:
         Moments.from_values([0.1, float("nan")])
     with pytest.raises(ValueError, match="n must be >= 0"):
         Moments(-1, 0.0, 0.0)
+    with pytest.raises(ValueError, match="sums must be finite"):
+        Moments(3, float("nan"), 1.0)
 
 
 # -- distributions against scipy -----------------------------------------------------------------------
@@ -291,6 +293,13 @@ def test_upgrade_holds_on_too_few_samples_srm_and_zero_control() -> None:
     assert blocked.reason.startswith("hold: sample-ratio mismatch (chi2=105.26, dof=1, p=")
     assert blocked.evidence["srm"]["mismatch"] is True
     _json(blocked.evidence)
+    perfect = _bernoulli(1000, 1000)  # both arms constant: a zero-width interval sitting on the threshold 0
+    constant = S.decide_upgrade(perfect, perfect, min_relative_improvement=0.0)
+    assert constant.decision == "hold" and constant.reason.startswith("hold: interval still includes +0.00 %")
+    non_inferior = S.decide_upgrade(
+        _bernoulli(20_000, 10_000), _bernoulli(20_000, 10_050), min_relative_improvement=-0.05
+    )  # a cheaper version allowed to be up to 5 % worse
+    assert non_inferior.decision == "upgrade"
     zero = S.decide_upgrade(_bernoulli(1000, 0), _bernoulli(1000, 300), min_relative_improvement=0.1)
     assert (zero.decision, zero.reason) == ("hold", "hold: control mean is 0: a relative change is undefined")
     _json(zero.evidence)
@@ -312,6 +321,8 @@ def test_rollback_under_the_floor_or_significantly_worse() -> None:
     _json(same.evidence)
     assert S.decide_rollback(_bernoulli(20, 1), floor=0.9, previous=None).reason.startswith("hold: not enough")
     assert S.decide_rollback(active, floor=None, previous=None).decision == "hold"
+    unknown_previous = S.decide_rollback(active, floor=None, previous=_bernoulli(30, 30))
+    assert unknown_previous.reason == "hold: previous version has too few samples (n=30; need 100)"
     srm = S.srm_test({"v1": 100, "v2": 300}, {"v1": 50, "v2": 50})
     assert S.decide_rollback(active, floor=0.9, previous=None, srm=srm).reason.startswith("hold: sample-ratio mismatch")
 
@@ -331,6 +342,9 @@ def test_ramp_steps() -> None:
     strict = S.ramp_step(50, ramp, control=control, treatment=same, min_relative_improvement=0.05)
     assert strict.decision == "hold" and "not yet clear of +5.00 %" in strict.reason
     assert S.ramp_step(100, ramp, control=control, treatment=same).reason == "hold: ramp complete at 100 %"
+    srm = S.srm_test({"control": 9000, "treatment": 1300}, {"control": 90, "treatment": 10})
+    blocked = S.ramp_step(10, ramp, control=control, treatment=same, srm=srm)
+    assert blocked.decision == "hold" and blocked.reason.startswith("hold: sample-ratio mismatch")
     for bad in ([], [50, 25], [10, 120], [0, 50]):
         with pytest.raises(ValueError, match="strictly increasing"):
             S.ramp_step(10, bad, control=control, treatment=same)

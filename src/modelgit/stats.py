@@ -680,7 +680,9 @@ def decide_upgrade(
         return Decision("hold", f"hold: {rel.note}", evidence)
     assert rel.estimate is not None
     shown = f"relative gain {_pct(rel.estimate)}, CS [{_pct(rel.low)}, {_pct(rel.high)}] at alpha={alpha}"
-    if rel.low >= min_relative_improvement:
+    # `high > threshold` only matters for a zero-width interval (both arms constant): [0, 0] does not
+    # clear a threshold of 0, it sits on it.
+    if rel.low >= min_relative_improvement and rel.high > min_relative_improvement:
         return Decision("upgrade", f"upgrade: {shown} clears {_pct(min_relative_improvement)}", evidence)
     if rel.high < 0:
         return Decision("hold", f"hold: treatment is significantly worse ({shown})", evidence)
@@ -833,6 +835,6 @@ def ramp_step(
         passed = f"upgrade: {step} is not significantly worse ({shown}); go to {following[0]} %"
         return Decision("upgrade", passed, evidence)
     threshold = _pct(min_relative_improvement)
-    if rel.low >= min_relative_improvement:
+    if rel.low >= min_relative_improvement and rel.high > min_relative_improvement:
         return Decision("upgrade", f"upgrade: {step} clears {threshold} ({shown}); go to {following[0]} %", evidence)
     return Decision("hold", f"hold: {step} not yet clear of {threshold} ({shown})", evidence)
