@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,6 +68,11 @@ def _model_rules(model: Model, model_id: str) -> Iterator[Problem]:
             yield (("evaluation", "primary"), "RULE005",
                    f"primary metric '{evaluation.primary}' is not in metrics",
                    f"add it to metrics or pick one of: {', '.join(evaluation.metrics)}")
+    if model.policy is not None and model.policy.ramp is not None:
+        steps = model.policy.ramp
+        if any(later <= earlier for earlier, later in itertools.pairwise(steps)):
+            yield (("policy", "ramp"), "RULE015", f"ramp {list(steps)} does not grow step by step",
+                   "list the percentages in increasing order, e.g. [10, 25, 50, 100]")
     if len(actives) == 1:
         yield from _breaking_rules(model, actives[0])
     if model.retired:

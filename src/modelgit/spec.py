@@ -51,6 +51,11 @@ def _unique(items: list[Any]) -> list[Any]:
     return items
 
 
+def _ramp(steps: list[int]) -> list[int]:
+    # JSON Schema says uniqueItems; increasing order is a semantic rule (RULE012) with a clear hint.
+    return _unique(steps)
+
+
 def _not_bool(value: Any) -> Any:
     # Literal[1] takes True (True == 1 in Python); JSON Schema's "const": 1 does not.
     if isinstance(value, bool):
@@ -132,6 +137,9 @@ class Policy(_Spec):
     auto_upgrade: Omittable[bool] = None
     min_quality_improvement: Omittable[Annotated[Number, Field(ge=0)]] = None
     rollback_below_quality: Omittable[Number] = None
+    ramp: Omittable[Annotated[list[Annotated[int, Field(ge=1, le=100)]], Field(min_length=1),
+                              AfterValidator(_ramp)]] = None
+    min_samples: Omittable[Annotated[int, Field(ge=2)]] = None
     max_regression: Omittable[Annotated[Number, Field(ge=0, le=1)]] = None
 
 

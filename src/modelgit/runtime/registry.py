@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 from modelgit.errors import InputError, InvalidError, UsageError
@@ -90,9 +91,13 @@ class Registry:
         providers: list[str] | None = None,
         rng: random.Random | None = None,
         allow_reset: bool = False,
+        tracker: Any = None,
     ) -> None:
         self._ref = ref
         self._stats = _Stats()
+        self._tracker = tracker
+        if tracker is not None:  # the untracked request path stays exactly as fast as it was
+            self.run = self._run_tracked  # type: ignore[method-assign]
         loader = Loader(repo)
         self._validator = Validator(repo, loader)
         self._builder = StateBuilder(self._validator, session_options=session_options,
@@ -119,6 +124,7 @@ class Registry:
         providers: list[str] | None = None,
         rng: random.Random | None = None,
         allow_reset: bool = False,
+        tracker: Any = None,
     ) -> Registry:
         """Open the registry at ``ref`` of a local repository or a git URL (mirrored into
         ``cache_dir``, by default ``~/.cache/modelgit``, and fetched on every reload: fetches land
@@ -128,14 +134,17 @@ class Registry:
 
         The last commit served is remembered per ref (in the repository's ``.git/modelgit/served``
         or the mirror's) and a new process starts from it: ``allow_reset=True`` serves the ref's
-        tip instead, for a deliberate reset to an older or unrelated history."""
+        tip instead, for a deliberate reset to an older or unrelated history.
+
+        ``tracker`` (a :class:`modelgit.Tracker`) records the version, latency and serving commit
+        of every ``run`` off the request path; :meth:`record` attaches outcomes later."""
         text = os.fspath(repo)
         if is_url(text) and not Path(text).exists():
             mirror = Mirror.open(text, ref, cache_dir)
             return cls(mirror.repo, ref, source=mirror, session_options=session_options, providers=providers,
-                       rng=rng, allow_reset=allow_reset)
+                       rng=rng, allow_reset=allow_reset, tracker=tracker)
         return cls(GitRepo.discover(text), ref, session_options=session_options, providers=providers,
-                   rng=rng, allow_reset=allow_reset)
+                   rng=rng, allow_reset=allow_reset, tracker=tracker)
 
     # -- the request path --------------------------------------------------------------------------
     def route(self, model: str, key: str | None = None) -> str:
@@ -229,14 +238,56 @@ class Registry:
         except Exception as exc:  # onnxruntime's own types; a hosted version has no run
             return self._run_failed(state, model, loaded, inputs, output_names, exc, run_options)
 
+    def _run_tracked(self, model: str, inputs: Any, key: str | None = None,
+                     output_names: list[str] | None = None, run_options: Any = None, *,
+                     request_id: str | None = None, task: str | None = None, user: str | None = None) -> list[Any]:
+        """:meth:`run`, recording the version that answered, its latency and the commit serving
+        (with ``request_id``, ``task`` and ``user`` when given) in the tracker's queue."""
+        state = self._state
+        began = perf_counter()
+        loaded = self._pick(state, model, key)
+        feed = inputs if inputs.__class__ is dict else {loaded.first_input: inputs}
+        try:
+            outputs, version = loaded.run(output_names, feed, run_options), loaded.version
+        except Exception as exc:
+            outputs, version = self._answer_after_failure(state, model, loaded, inputs, output_names, exc,
+                                                          run_options)
+        self._tracker.record(model.partition(":")[0], version, latency_ms=(perf_counter() - began) * 1000.0,
+                             task=task, user=user, request_id=request_id, commit=state.commit)
+        return outputs
+
+    def record(self, model: str, key: str | None = None, *, request_id: str | None = None,
+               quality: float | None = None, satisfaction: float | None = None, latency_ms: float | None = None,
+               tokens: float | None = None, task: str | None = None, user: str | None = None) -> None:
+        """Record an outcome. With ``request_id`` (given to :meth:`run` before) it attaches
+        quality and satisfaction to that request; otherwise it records one request of the version
+        ``key`` routes to now (a pin ``"model:version"`` names it), e.g. a hosted model's call."""
+        if self._tracker is None:
+            raise UsageError("this registry has no tracker",
+                             hint="open it with Registry.open(..., tracker=modelgit.Tracker(url))")
+        if request_id is not None and latency_ms is None and tokens is None:
+            self._tracker.feedback(request_id, quality=quality, satisfaction=satisfaction)
+            return
+        state = self._state
+        name = model.partition(":")[0]
+        version = self._pick(state, model, key).version
+        self._tracker.record(name, version, quality=quality, satisfaction=satisfaction, latency_ms=latency_ms,
+                             tokens=tokens, task=task, user=user, request_id=request_id, commit=state.commit)
+
     def _run_failed(self, state: State, model: str, loaded: Loaded, inputs: Any,
                     output_names: list[str] | None, exc: Exception, run_options: Any) -> list[Any]:
+        return self._answer_after_failure(state, model, loaded, inputs, output_names, exc, run_options)[0]
+
+    def _answer_after_failure(self, state: State, model: str, loaded: Loaded, inputs: Any,
+                              output_names: list[str] | None, exc: Exception,
+                              run_options: Any) -> tuple[list[Any], str]:
+        """The outputs after ``loaded`` failed on ``inputs``, and the version that gave them."""
         if run_options is not None and run_options.terminate:
             raise exc  # stopped on purpose: no fallback may run past the caller's deadline
         if isinstance(inputs, Mapping) and inputs.__class__ is not dict and loaded.run is not None:
             inputs = dict(inputs)  # an OrderedDict or other mapping of input name → array
             try:
-                return loaded.run(output_names, inputs, run_options)
+                return loaded.run(output_names, inputs, run_options), loaded.version
             except Exception as again:
                 exc = again
         if isinstance(loaded.session, HostedModel):
@@ -255,7 +306,7 @@ class Registry:
         self._stats.last_run_error[(model, loaded.version)] = str(exc).strip()[:300]
         feed = inputs if isinstance(inputs, dict) else {active.first_input: inputs}
         try:
-            return active.run(output_names, feed, run_options)
+            return active.run(output_names, feed, run_options), active.version
         except Exception as again:
             raise _input_error(model, active, inputs, again) from again
 
