@@ -77,7 +77,7 @@ lock: | $(BIN)/python
 
 # Every benchmark runs even when an earlier one misses a target; the exit status says if any did.
 bench: $(VENV)/.installed-test
-	status=0; for b in registry proposals runtime eval reload_memory; do \
+	status=0; for b in registry proposals runtime eval reload_memory tracking; do \
 	  $(BIN)/python benchmarks/bench_$$b.py || status=1; done; exit $$status
 
 example: $(VENV)/.installed-test

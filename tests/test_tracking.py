@@ -166,6 +166,18 @@ def test_histogram_quantiles_within_bound_of_numpy() -> None:
     assert bucket_of(100.0) != bucket_of(100.0 * 1.05)
 
 
+def test_packed_histograms_round_trip_and_merge() -> None:
+    from modelgit.tracking.stats import pack_histogram, unpack_histogram
+    from modelgit.tracking.store import _merge_packed
+
+    a = {-353: 2, 0: 5, 97: 1, 400: 2**40}
+    b = {0: 1, 97: 0, 12: 3}
+    assert unpack_histogram(pack_histogram(a)) == a
+    assert unpack_histogram(pack_histogram(b)) == {0: 1, 12: 3}  # zero counts are not stored
+    assert _merge_packed([pack_histogram(a), pack_histogram(b), b""]) == {-353: 2, 0: 6, 12: 3, 97: 1, 400: 2**40}
+    assert _merge_packed([]) == {}
+
+
 def test_moments_mean_and_variance_match_numpy() -> None:
     values = np.random.default_rng(3).normal(5, 2, 1000)
     m = Moments(len(values), float(values.sum()), float((values**2).sum()))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import operator
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,12 +31,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from modelgit.errors import InvalidError, TransientError
 from modelgit.tracking.stats import (
+    HISTOGRAM_DTYPE,
     METRICS,
     Aggregate,
     LatencyHistogram,
     Moments,
     Rollup,
     bucket_of,
+    pack_histogram,
+    unpack_histogram,
 )
 from modelgit.tracking.urls import redact, sqlite_path
 
@@ -74,10 +78,7 @@ rollups = sa.Table(
     "usage_rollups", metadata, *_key_columns(), sa.Column("n", sa.BigInteger),
     *(sa.Column(name, sa.BigInteger if name.endswith("_n") else sa.Float(53)) for name in _MOMENT_COLUMNS),
 )
-latency_hist = sa.Table(
-    "usage_latency_hist", metadata, *_key_columns(), sa.Column("bucket", sa.Integer, primary_key=True),
-    sa.Column("count", sa.BigInteger),
-)
+latency_hist = sa.Table("usage_latency_hist", metadata, *_key_columns(), sa.Column("counts", sa.LargeBinary))
 pending_feedback = sa.Table(
     "usage_pending_feedback", metadata, sa.Column("request_id", sa.String(_MAX_TEXT), primary_key=True),
     sa.Column("ts", sa.Float(53)), sa.Column("quality", sa.Float(53)), sa.Column("satisfaction", sa.Float(53)),
@@ -179,7 +180,7 @@ def _text(name: str, value: Any, *, required: bool, limit: int = _MAX_TEXT) -> s
         if required:
             raise Rejected(f"{name} is required")
         return None
-    if not isinstance(value, str):
+    if type(value) is not str and not isinstance(value, str):  # the exact type first: ~5x faster than isinstance
         raise Rejected(f"{name} must be a string, not {type(value).__name__}")
     if (required and not value) or len(value) > limit:
         raise Rejected(f"{name} must have 1 to {limit} characters")
@@ -189,8 +190,10 @@ def _text(name: str, value: Any, *, required: bool, limit: int = _MAX_TEXT) -> s
 def _real(name: str, value: Any, *, minimum: float | None = None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise Rejected(f"{name} must be a number, not {type(value).__name__}")
+    kind = type(value)
+    # float and int first: the numbers.Real ABC check costs ~1 µs a value; bool is an int, not a number.
+    if kind is not float and kind is not int and (kind is bool or not isinstance(value, numbers.Real)):
+        raise Rejected(f"{name} must be a number, not {kind.__name__}")
     number = float(value)
     if not math.isfinite(number) or (minimum is not None and number < minimum):
         raise Rejected(f"{name} must be a finite number" + (f" >= {minimum:g}" if minimum is not None else ""))
@@ -200,7 +203,10 @@ def _real(name: str, value: Any, *, minimum: float | None = None) -> float | Non
 def _count(name: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+    kind = type(value)
+    if kind is not int and (kind is bool or not isinstance(value, numbers.Integral)):
+        raise Rejected(f"{name} must be a non-negative integer")
+    if value < 0:
         raise Rejected(f"{name} must be a non-negative integer")
     if value >= 2**63:
         raise Rejected(f"{name} is too large")
@@ -208,6 +214,10 @@ def _count(name: str, value: Any) -> int | None:
 
 
 def _timestamp(value: Any) -> float:
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise Rejected("ts must be a finite number")
+        return value
     if isinstance(value, datetime):
         # A naive datetime is read as UTC: servers log in UTC, and local time would shift days.
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
@@ -246,13 +256,13 @@ class BatchResult:
 
 
 class _Deltas:
-    """What a batch adds to the rollups and histograms, keyed by rollup key (and bucket)."""
+    """What a batch adds to the rollups and to their histograms (bucket → count), by rollup key."""
 
     __slots__ = ("_days", "hist", "rollups")
 
     def __init__(self) -> None:
         self.rollups: dict[tuple[Any, ...], list[float]] = {}
-        self.hist: dict[tuple[Any, ...], int] = {}
+        self.hist: dict[tuple[Any, ...], dict[int, int]] = {}
         self._days: dict[int, date] = {}
 
     def add(self, row: dict[str, Any], sign: int) -> None:
@@ -268,28 +278,24 @@ class _Deltas:
         for i, metric in enumerate(METRICS):
             value = row[metric]
             if value is not None:
+                value = float(value)  # tokens too: an int's square could overflow SQLite's 64-bit integers
                 acc[1 + 3 * i] += sign
                 acc[2 + 3 * i] += sign * value
                 acc[3 + 3 * i] += sign * value * value
         latency = row["latency_ms"]
         if latency is not None:
-            hkey = (*key, bucket_of(latency))
-            self.hist[hkey] = self.hist.get(hkey, 0) + sign
+            counts = self.hist.get(key)
+            if counts is None:
+                counts = self.hist[key] = {}
+            bucket = bucket_of(latency)
+            counts[bucket] = counts.get(bucket, 0) + sign
 
-    def rollup_rows(self) -> list[dict[str, Any]]:
-        out = []
-        for key in sorted(self.rollups):  # one lock order for every writer: no deadlocks between them
-            acc = self.rollups[key]
-            row = dict(zip(KEY, key, strict=True))
-            row["n"] = acc[0]
-            for i, name in enumerate(_MOMENT_COLUMNS):
-                row[name] = acc[1 + i]
-            out.append(row)
-        return out
+    def rollup_rows(self) -> list[tuple[Any, ...]]:
+        # Sorted: one lock order for every writer, so concurrent batches never deadlock on rollups.
+        return [(*key, *self.rollups[key]) for key in sorted(self.rollups)]
 
-    def hist_rows(self) -> list[dict[str, Any]]:
-        return [{**dict(zip(KEY, hkey[:-1], strict=True)), "bucket": hkey[-1], "count": self.hist[hkey]}
-                for hkey in sorted(self.hist) if self.hist[hkey]]
+    def hist_keys(self) -> list[tuple[Any, ...]]:
+        return sorted(key for key, counts in self.hist.items() if any(counts.values()))
 
 
 def _merge_record(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -316,29 +322,79 @@ def _lock_key(request_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(request_id.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-def _upsert(conn: Connection, table: sa.Table, keys: Sequence[str], adds: Iterable[str],
-            rows: list[dict[str, Any]]) -> None:
+# Inserts and upserts go to the driver as SQL text with plain tuples: SQLAlchemy's per-row parameter
+# processing cost ~20 µs a row, more than the database's own work. The SQL is the same on both
+# backends (ON CONFLICT … DO UPDATE is SQLite ≥ 3.24 and PostgreSQL ≥ 9.5); only the placeholder
+# differs. Identifiers are ours, never from input, and quoted ("user" and "commit" are keywords).
+_EVENT_COLUMNS = ("request_id", *_EVENT_VALUES)
+_event_tuple = operator.itemgetter(*_EVENT_COLUMNS)
+_PENDING_COLUMNS = ("request_id", "ts", "quality", "satisfaction")
+# PostgreSQL gets many rows per INSERT (psycopg's pipelined executemany costs ~0.3 ms a row);
+# this bounds the parameters of one statement well under its 65,535.
+_PG_PARAMETERS = 20_000
+_PG_TYPES = {"ts": "float8", "model": "text", "version": "text", "task": "text", "user": "text", "commit": "text",
+             "quality": "float8", "latency_ms": "float8", "tokens": "int8", "satisfaction": "float8", "id": "int8",
+             "request_id": "text", "day": "date", "n": "int8", "counts": "bytea",
+             **{c: "int8" if c.endswith("_n") else "float8" for c in _MOMENT_COLUMNS}}
+_PG_CONVERT = {"float8": float, "int8": int, "text": str, "date": lambda v: v, "bytea": bytes}
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def _marks(conn: Connection, count: int) -> str:
+    return ", ".join(("?" if conn.dialect.name == "sqlite" else "%s") for _ in range(count))
+
+
+def _pg_arrays(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> tuple[str, tuple[list[Any], ...]]:
+    """``unnest(%s::type[], …)`` and one list per column: a whole batch in one statement with as
+    many parameters as columns (psycopg's pipelined executemany costs ~0.3 ms a row, and a VALUES
+    list with one placeholder per value spends seconds in psycopg's query parser)."""
+    arrays = []
+    for i, column in enumerate(columns):
+        convert = _PG_CONVERT[_PG_TYPES[column]]
+        arrays.append([None if row[i] is None else convert(row[i]) for row in rows])
+    return "unnest(" + ", ".join(f"%s::{_PG_TYPES[c]}[]" for c in columns) + ")", tuple(arrays)
+
+
+def _insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]],
+                 suffix: str = "") -> None:
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+    head = f"INSERT INTO {table} ({_quoted(columns)})"
+    if conn.dialect.name == "sqlite":  # executemany of one prepared statement: SQLite's fastest path
+        conn.exec_driver_sql(f"{head} VALUES ({_marks(conn, len(columns))}) {suffix}", rows)
+        return
+    unnest, arrays = _pg_arrays(columns, rows)
+    conn.exec_driver_sql(f"{head} SELECT * FROM {unnest} {suffix}", arrays)
+
+
+def _upsert(conn: Connection, table: str, keys: Sequence[str], adds: Sequence[str], rows: list[tuple[Any, ...]],
+            *, replace: bool = False) -> None:
+    """``rows`` hold the key columns then the ``adds`` columns, each key once; an existing row gets
+    them added (or, with ``replace``, set)."""
+    sets = ", ".join(f'"{c}" = ' + (f"excluded.\"{c}\"" if replace else f"{table}.\"{c}\" + excluded.\"{c}\"")
+                     for c in adds)
+    _insert_rows(conn, table, (*keys, *adds), rows, f"ON CONFLICT ({_quoted(keys)}) DO UPDATE SET {sets}")
+
+
+def _day_param(conn: Connection, day: date) -> Any:
+    # SQLAlchemy's Date on SQLite is an ISO string; passing text straight to the driver keeps it so.
+    return day.isoformat() if conn.dialect.name == "sqlite" else day
+
+
+def _select_in(conn: Connection, table: str, columns: Sequence[str], keys: list[str]) -> list[dict[str, Any]]:
+    """Rows of ``table`` whose request_id is one of ``keys``."""
+    found: list[dict[str, Any]] = []
+    select = f"SELECT {_quoted(columns)} FROM {table} WHERE request_id"
+    if conn.dialect.name == "postgresql":  # one array parameter instead of one per key
+        chunks = [(f"{select} = ANY(%s)", ([*keys],))]
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=list(keys),
-                                      set_={c: table.c[c] + stmt.excluded[c] for c in adds})
-    conn.execute(stmt, rows)
-
-
-_UPDATE_EVENT = (sa.update(events).where(events.c.id == sa.bindparam("b_id"))
-                 .values({name: sa.bindparam(f"b_{name}") for name in _EVENT_VALUES}))
-_DELETE_PENDING = sa.delete(pending_feedback).where(pending_feedback.c.request_id == sa.bindparam("b_request_id"))
-
-
-def _select_in(conn: Connection, table: sa.Table, column: sa.Column[Any], keys: list[str]) -> list[Any]:
-    found: list[Any] = []
-    for start in range(0, len(keys), _IN_CHUNK):
-        found.extend(conn.execute(sa.select(table).where(column.in_(keys[start:start + _IN_CHUNK]))).mappings())
+        chunks = [(f"{select} IN ({_marks(conn, len(part))})", tuple(part))
+                  for part in (keys[i:i + _IN_CHUNK] for i in range(0, len(keys), _IN_CHUNK))]
+    for sql, params in chunks:
+        found.extend(dict(zip(columns, row, strict=True)) for row in conn.exec_driver_sql(sql, params))
     return found
 
 
@@ -348,18 +404,17 @@ def _write_once(conn: Connection, plain: list[dict[str, Any]], by_id: dict[str, 
     for row in plain:
         deltas.add(row, 1)
     inserts = list(plain)
-    updates: list[dict[str, Any]] = []
-    pending_upserts: list[dict[str, Any]] = []
-    pending_deletes: list[dict[str, Any]] = []
+    updates: list[tuple[Any, ...]] = []
+    pending_upserts: list[tuple[Any, ...]] = []
+    pending_deletes: list[str] = []
     if by_id:
         ids = sorted(by_id)
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT count(pg_advisory_xact_lock(k)) FROM "
                                  "(SELECT unnest(CAST(:keys AS BIGINT[])) AS k ORDER BY 1) AS locks"),
                          {"keys": sorted({_lock_key(i) for i in ids})})
-        stored = {r["request_id"]: dict(r) for r in _select_in(conn, events, events.c.request_id, ids)}
-        waiting = {r["request_id"]: dict(r) for r in _select_in(conn, pending_feedback,
-                                                                 pending_feedback.c.request_id, ids)}
+        stored = {r["request_id"]: r for r in _select_in(conn, "usage_events", ("id", *_EVENT_COLUMNS), ids)}
+        waiting = {r["request_id"]: r for r in _select_in(conn, "usage_pending_feedback", _PENDING_COLUMNS, ids)}
         for request_id in ids:
             old = stored.get(request_id)
             state = None if old is None else {k: old[k] for k in ("request_id", *_EVENT_VALUES)}
@@ -379,28 +434,75 @@ def _write_once(conn: Connection, plain: list[dict[str, Any]], by_id: dict[str, 
             elif old is not None and state is not None and any(state[k] != old[k] for k in _EVENT_VALUES):
                 deltas.add(old, -1)
                 deltas.add(state, 1)
-                updates.append({"b_id": old["id"], **{f"b_{k}": state[k] for k in _EVENT_VALUES}})
+                updates.append((*(state[k] for k in _EVENT_VALUES), old["id"]))
             before = waiting.get(request_id)
             if pend is None and before is not None:
-                pending_deletes.append({"b_request_id": request_id})
+                pending_deletes.append(request_id)
             elif pend is not None and pend != before:
-                pending_upserts.append({k: pend[k] for k in ("request_id", "ts", "quality", "satisfaction")})
+                pending_upserts.append(tuple(pend[k] for k in _PENDING_COLUMNS))
     if inserts:
-        conn.execute(sa.insert(events), [{k: r[k] for k in ("request_id", *_EVENT_VALUES)} for r in inserts])
-    if updates:
-        conn.execute(_UPDATE_EVENT, updates)
-    if pending_deletes:
-        conn.execute(_DELETE_PENDING, pending_deletes)
-    if pending_upserts:
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(pending_feedback)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["request_id"], set_={
-            c: stmt.excluded[c] for c in ("ts", "quality", "satisfaction")}), pending_upserts)
-    _upsert(conn, rollups, KEY, ("n", *_MOMENT_COLUMNS), deltas.rollup_rows())
-    _upsert(conn, latency_hist, (*KEY, "bucket"), ("count",), deltas.hist_rows())
+        _insert_rows(conn, "usage_events", _EVENT_COLUMNS, list(map(_event_tuple, inserts)))
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    if updates and conn.dialect.name == "postgresql":
+        unnest, arrays = _pg_arrays((*_EVENT_VALUES, "id"), updates)
+        sets = ", ".join(f'"{c}" = v."{c}"' for c in _EVENT_VALUES)
+        alias = f"v({_quoted((*_EVENT_VALUES, 'id'))})"
+        conn.exec_driver_sql(f"UPDATE usage_events AS e SET {sets} FROM {unnest} AS {alias} WHERE e.id = v.id", arrays)
+    elif updates:
+        sets = ", ".join(f'"{c}" = {mark}' for c in _EVENT_VALUES)
+        conn.exec_driver_sql(f"UPDATE usage_events SET {sets} WHERE id = {mark}", updates)
+    if pending_deletes and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("DELETE FROM usage_pending_feedback WHERE request_id = ANY(%s)", (pending_deletes,))
+    elif pending_deletes:
+        conn.exec_driver_sql("DELETE FROM usage_pending_feedback WHERE request_id = ?", [(i,) for i in pending_deletes])
+    _upsert(conn, "usage_pending_feedback", ("request_id",), ("ts", "quality", "satisfaction"), pending_upserts,
+            replace=True)
+    _upsert(conn, "usage_rollups", KEY, ("n", *_MOMENT_COLUMNS),
+            [(_day_param(conn, row[0]), *row[1:]) for row in deltas.rollup_rows()])
+    _write_histograms(conn, deltas)
+
+
+def _hist_lock_keys(keys: list[tuple[Any, ...]]) -> list[tuple[int, int]]:
+    out = []
+    for key in keys:
+        digest = hashlib.blake2b("\x1f".join(map(str, key)).encode(), digest_size=8).digest()
+        out.append((int.from_bytes(digest[:4], "big", signed=True), int.from_bytes(digest[4:], "big", signed=True)))
+    return sorted(out)
+
+
+def _write_histograms(conn: Connection, deltas: _Deltas) -> None:
+    """Read, merge and rewrite the packed histogram of every rollup the batch touched. On
+    PostgreSQL the rollup keys are locked first (advisory, in the (int, int) key space, sorted):
+    a read-modify-write must not race another batch's, and a lock on a row that does not exist
+    yet cannot be taken with FOR UPDATE. SQLite's write lock serialises batches already."""
+    keys = deltas.hist_keys()
+    if not keys:
+        return
+    if conn.dialect.name == "postgresql":
+        pairs = _hist_lock_keys(keys)
+        conn.exec_driver_sql("SELECT count(pg_advisory_xact_lock(a, b)) FROM (SELECT * FROM "
+                             "unnest(%s::int4[], %s::int4[]) AS k(a, b) ORDER BY a, b) AS locks",
+                             ([a for a, _ in pairs], [b for _, b in pairs]))
+        unnest, arrays = _pg_arrays(KEY, keys)
+        found = conn.exec_driver_sql(f"SELECT {_quoted(KEY)}, h.counts FROM usage_latency_hist AS h "
+                                     f"JOIN {unnest} AS k({_quoted(KEY)}) USING ({_quoted(KEY)})", arrays).all()
+        stored = {tuple(r[:-1]): bytes(r[-1]) for r in found}
+    else:
+        stored = {}
+        for start in range(0, len(keys), _IN_CHUNK):
+            part = keys[start:start + _IN_CHUNK]
+            rows = ", ".join(f"({_marks(conn, len(KEY))})" for _ in part)
+            found = conn.exec_driver_sql(f"SELECT {_quoted(KEY)}, counts FROM usage_latency_hist WHERE "
+                                         f"({_quoted(KEY)}) IN (VALUES {rows})",
+                                         tuple(v for key in part for v in (key[0].isoformat(), *key[1:]))).all()
+            stored.update({(date.fromisoformat(r[0]), *r[1:-1]): bytes(r[-1]) for r in found})
+    rows_out = []
+    for key in keys:
+        merged = unpack_histogram(stored[key]) if key in stored else {}
+        for bucket, delta in deltas.hist[key].items():
+            merged[bucket] = merged.get(bucket, 0) + delta
+        rows_out.append((_day_param(conn, key[0]), *key[1:], pack_histogram(merged)))
+    _upsert(conn, "usage_latency_hist", KEY, ("counts",), rows_out, replace=True)
 
 
 def _retryable(exc: sa.exc.DBAPIError) -> bool:
@@ -496,15 +598,14 @@ def read_aggregates(engine: Engine, by: Sequence[str], **filters: Any) -> list[A
     sums = [sa.func.sum(rollups.c[c]).label(c) for c in ("n", *_MOMENT_COLUMNS)]
     query = (sa.select(*group, *sums).where(rollups.c.n > 0, *_filters(rollups, **filters))
              .group_by(*group).order_by(*group))
-    hgroup = [latency_hist.c[k] for k in by]
-    hquery = (sa.select(*hgroup, latency_hist.c.bucket, sa.func.sum(latency_hist.c.count).label("count"))
-              .where(*_filters(latency_hist, **filters)).group_by(*hgroup, latency_hist.c.bucket))
+    hquery = sa.select(*(latency_hist.c[k] for k in by), latency_hist.c.counts).where(
+        *_filters(latency_hist, **filters))
     with engine.connect() as conn:
         totals = list(conn.execute(query).mappings())
-        hists: dict[tuple[Any, ...], dict[int, int]] = {}
+        packed: dict[tuple[Any, ...], list[bytes]] = {}
         for r in conn.execute(hquery):
-            if r[-1]:
-                hists.setdefault(tuple(r[:-2]), {})[int(r[-2])] = int(r[-1])
+            packed.setdefault(tuple(r[:-1]), []).append(r[-1])
+    hists = {key: _merge_packed(parts) for key, parts in packed.items()}
     out = []
     for r in totals:
         key = tuple(r[k] for k in by)
@@ -513,6 +614,19 @@ def read_aggregates(engine: Engine, by: Sequence[str], **filters: Any) -> list[A
         out.append(Aggregate(group=dict(zip(by, key, strict=True)), n=int(r["n"]),
                              latency=LatencyHistogram(hists.get(key, {})), **{m: _moments(r, m) for m in METRICS}))
     return out
+
+
+def _merge_packed(parts: list[bytes]) -> dict[int, int]:
+    """The sum of packed histograms: one numpy read of all of them (21,600 rollups in ~20 ms)."""
+    import numpy as np
+
+    pairs = np.frombuffer(b"".join(parts), dtype=HISTOGRAM_DTYPE)
+    if not len(pairs):
+        return {}
+    buckets = pairs["bucket"].astype(np.int64)
+    low = int(buckets.min())
+    sums = np.bincount(buckets - low, weights=pairs["count"], minlength=1)  # float64: exact below 2**53
+    return {int(i) + low: int(sums[i]) for i in np.flatnonzero(sums)}
 
 
 def count_events(engine: Engine) -> int:
