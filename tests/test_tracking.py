@@ -273,11 +273,16 @@ def test_bad_values_are_rejected_at_flush_and_the_writer_goes_on(tracker: Tracke
     tracker.record("", "v1")
     tracker.record("m" * 201, "v1")
     tracker.record("m", "v1", ts="yesterday")  # type: ignore[arg-type]
+    tracker.record("m", "v1", ts=1e20)
+    tracker.record("m", "v1", ts=-1.0)
+    tracker.record("m\x00", "v1")  # PostgreSQL's text cannot hold it: one such row must not sink the batch
+    tracker.record("m", "v\ud800")  # not UTF-8
+    tracker.record("m", "v1", task="x", user=5)  # type: ignore[arg-type]
     tracker.feedback(None, quality=1.0)  # type: ignore[arg-type]
     tracker.record("m", "v1", quality=np.float32(0.5), tokens=np.int64(3))  # numpy scalars are numbers
     tracker.flush()
     stats = tracker.stats
-    assert (stats.rejected, stats.written) == (8, 1)
+    assert (stats.rejected, stats.written, stats.failed) == (13, 1, 0)
     assert stats.last_error == "rejected: request_id is required"
     assert tracker.count_events() == 1
 
@@ -450,6 +455,42 @@ def test_not_a_database_is_an_invalid_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidError) as info:
         Tracker(f"sqlite:///{tmp_path}/usage.sqlite")
     assert "file is not a database" in info.value.message
+
+
+def test_an_unreachable_server_is_a_transient_error_without_the_password() -> None:
+    from modelgit.errors import TransientError
+
+    with pytest.raises(TransientError) as info:
+        Tracker("postgresql://u:hunter2@127.0.0.1:1/usage")
+    assert "hunter2" not in info.value.render()
+    assert info.value.message.startswith("tracking database postgresql+psycopg://u:***@127.0.0.1:1/usage: "
+                                         "could not create or upgrade the usage tables: ")
+
+
+def test_a_database_from_a_newer_modelgit_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path}/usage.sqlite"
+    Tracker(url).close()
+    with sqlite3.connect(tmp_path / "usage.sqlite") as raw:
+        raw.execute("UPDATE modelgit_usage_alembic_version SET version_num = '9999'")
+    with pytest.raises(InvalidError) as info:
+        Tracker(url)
+    assert "9999" in info.value.message and info.value.hint.startswith("upgrade modelgit")
+
+
+def test_no_url_means_the_environment_or_the_git_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MODELGIT_TRACKING_URL", raising=False)
+    with pytest.raises(UsageError) as info:
+        Tracker()
+    assert info.value.message == "no tracking URL"
+    (tmp_path / ".git").mkdir()
+    with Tracker() as t:
+        assert t.url == f"sqlite:///{tmp_path}/.git/modelgit/usage.sqlite"
+    monkeypatch.setenv("MODELGIT_TRACKING_URL", f"sqlite:///{tmp_path}/env.sqlite")
+    with Tracker() as t:
+        assert t.url == f"sqlite:///{tmp_path}/env.sqlite"
 
 
 def test_resolve_url_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,9 @@
 >>> with Tracker("sqlite:////tmp/usage.sqlite") as tracker:             # doctest: +SKIP
 ...     tracker.record("calling_score", "v2.0", latency_ms=12.5, request_id="r-1")
 ...     tracker.feedback("r-1", quality=0.9)
->>> [(a.group["version"], a.n, a.latency.quantile(0.95)) for a in tracker.aggregates()]  # doctest: +SKIP
+...     tracker.flush()
+...     [(a.group["version"], a.n, a.latency.quantile(0.95)) for a in tracker.aggregates()]
+[('v2.0', 1, 12.7...)]
 
 The URL helpers and the pure aggregates import without SQLAlchemy; :class:`Tracker` imports it
 (and opens the database) when first asked for.

@@ -142,6 +142,7 @@ def migrate(engine: Engine, url: str) -> None:
     or, on PostgreSQL, a transaction-scoped advisory lock."""
     from alembic import command
     from alembic.config import Config
+    from alembic.util.exc import CommandError
 
     head = head_revision()
     try:
@@ -160,6 +161,9 @@ def migrate(engine: Engine, url: str) -> None:
                 command.upgrade(config, "head")
     except sa.exc.DBAPIError as exc:
         raise _wrap(exc, url, "could not create or upgrade the usage tables") from exc
+    except CommandError as exc:  # e.g. a revision this modelgit does not know: written by a newer one
+        raise InvalidError(f"tracking database {redact(url)}: {exc}",
+                           hint="upgrade modelgit: a newer version has migrated this database") from exc
 
 
 def _wrap(exc: sa.exc.DBAPIError, url: str, what: str) -> InvalidError:
@@ -184,6 +188,15 @@ def _text(name: str, value: Any, *, required: bool, limit: int = _MAX_TEXT) -> s
         raise Rejected(f"{name} must be a string, not {type(value).__name__}")
     if (required and not value) or len(value) > limit:
         raise Rejected(f"{name} must have 1 to {limit} characters")
+    # PostgreSQL's text cannot hold NUL, and a lone surrogate is not UTF-8 for either backend: one
+    # such value would make the database refuse the whole batch, so it is refused here alone.
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise Rejected(f"{name} is not valid Unicode text") from None
+    elif "\x00" in value:
+        raise Rejected(f"{name} contains a NUL character")
     return value
 
 
@@ -213,17 +226,23 @@ def _count(name: str, value: Any) -> int | None:
     return int(value)
 
 
+# Timestamps from 1970 to the end of year 9999: a day outside them has no date to roll up under.
+_MAX_TS = 253_402_300_799.0
+
+
 def _timestamp(value: Any) -> float:
     if type(value) is float:
-        if not math.isfinite(value):
-            raise Rejected("ts must be a finite number")
-        return value
-    if isinstance(value, datetime):
+        ts = value
+    elif isinstance(value, datetime):
         # A naive datetime is read as UTC: servers log in UTC, and local time would shift days.
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    ts = _real("ts", value)
-    if ts is None:
-        raise Rejected("ts is required")
+        ts = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    else:
+        real = _real("ts", value)
+        if real is None:
+            raise Rejected("ts is required")
+        ts = real
+    if not 0.0 <= ts <= _MAX_TS:  # also false for NaN
+        raise Rejected("ts must be seconds since 1970-01-01 UTC, before the year 10000")
     return ts
 
 
