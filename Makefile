@@ -8,7 +8,7 @@ LOCK := constraints.txt
 # No build isolation: the build backend (setuptools) comes from the lock too.
 PIP_LOCKED = $(1)/python -m pip install --quiet --no-build-isolation -c $(LOCK)
 
-.PHONY: demo test test-latest lint bench example lock dist wheelhouse clean
+.PHONY: demo test test-latest lint bench example lock dist wheelhouse clean services
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,18 @@ test-latest:
 	$(LATEST)/bin/ruff check src tests benchmarks scripts
 	$(LATEST)/bin/python -m pytest
 
+# The services the tests run for real: PostgreSQL's server binaries (Debian's `postgresql`), which
+# tests/pg_support.py starts as an unprivileged user in a temporary directory. Installed with apt-get
+# only when no initdb is found; the tracking tests skip PostgreSQL (and say so) without them.
+services:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "postgresql: $$(ls /usr/lib/postgresql/*/bin/initdb | tail -n 1)"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends postgresql; \
+	fi
+
 # Refresh the lock from pyproject.toml's extras (and the tools above), for every platform.
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c $(LOCK) uv
@@ -65,7 +77,7 @@ lock: | $(BIN)/python
 
 # Every benchmark runs even when an earlier one misses a target; the exit status says if any did.
 bench: $(VENV)/.installed-test
-	status=0; for b in registry proposals runtime eval reload_memory guard; do \
+	status=0; for b in registry proposals runtime eval reload_memory guard tracking; do \
 	  $(BIN)/python benchmarks/bench_$$b.py || status=1; done; exit $$status
 
 example: $(VENV)/.installed-test

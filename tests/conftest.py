@@ -170,3 +170,19 @@ def score(repo: Repo) -> object:
     reg = standard(repo)
     reg.commit("score v1 + v2 at 90/10")
     return reg
+
+
+# -- PostgreSQL for the tracking tests: one real server per session ---------------------------------------
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[object]:
+    """A real PostgreSQL server (tests/pg_support.py), started once and stopped at the end; skipped
+    only when Debian's server binaries are absent (`make services` installs them)."""
+    from pg_support import SKIP_REASON, PgServer, find_bin_dir
+
+    if find_bin_dir() is None:
+        pytest.skip(SKIP_REASON)
+    server = PgServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()

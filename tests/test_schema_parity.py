@@ -308,6 +308,20 @@ SETTINGS_CASES = [
     bad("policy-min-quality-nan", changed(BASE_SETTINGS, ("defaults", "policy", "min_quality_improvement"),
                                           math.nan)),
     bad("top-level-list", [BASE_SETTINGS]),
+    # -- tracking (issue 10.1) ----------------------------------------------------------------------
+    ok("tracking", changed(BASE_SETTINGS, ("tracking",), {"url": "sqlite:///usage.sqlite", "retention_days": 30})),
+    ok("tracking-empty", changed(BASE_SETTINGS, ("tracking",), {})),
+    ok("tracking-retention-integral-float", changed(BASE_SETTINGS, ("tracking",), {"retention_days": 30.0})),
+    bad("tracking-retention-zero", changed(BASE_SETTINGS, ("tracking",), {"retention_days": 0})),
+    bad("tracking-retention-fraction", changed(BASE_SETTINGS, ("tracking",), {"retention_days": 1.5})),
+    bad("tracking-retention-bool", changed(BASE_SETTINGS, ("tracking",), {"retention_days": True})),
+    bad("tracking-retention-string", changed(BASE_SETTINGS, ("tracking",), {"retention_days": "30"})),
+    bad("tracking-retention-inf", changed(BASE_SETTINGS, ("tracking",), {"retention_days": math.inf})),
+    bad("tracking-url-empty", changed(BASE_SETTINGS, ("tracking",), {"url": ""})),
+    bad("tracking-url-int", changed(BASE_SETTINGS, ("tracking",), {"url": 5432})),
+    bad("tracking-url-null", changed(BASE_SETTINGS, ("tracking",), {"url": None})),
+    bad("tracking-extra", changed(BASE_SETTINGS, ("tracking",), {"backend": "sqlite"})),
+    bad("tracking-null", changed(BASE_SETTINGS, ("tracking",), None)),
 ]
 
 

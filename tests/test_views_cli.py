@@ -507,7 +507,7 @@ def test_every_command_and_option_has_help() -> None:
     assert {"show", "history", "diff", "init", "validate", "promote", "ab", "ab start", "ab stop"} <= set(seen)
 
 
-HEAVY = ("onnxruntime", "numpy", "jsonschema", "rich")
+HEAVY = ("onnxruntime", "numpy", "jsonschema", "rich", "sqlalchemy", "alembic")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["show", "--help"], ["validate", "--help"], ["ab", "start", "-h"]])

@@ -19,6 +19,7 @@ __all__ = [
     "InvalidError",
     "ModelgitError",
     "Registry",
+    "Tracker",
     "UsageError",
     "load_snapshot",
     "validate_registry",
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from modelgit.runtime.registry import HostedModel, Registry
     from modelgit.snapshot import Snapshot
+    from modelgit.tracking import Tracker
     from modelgit.validate import Report
 
 
@@ -38,6 +40,10 @@ def __getattr__(name: str) -> Any:
         from modelgit.runtime import registry
 
         return getattr(registry, name)
+    if name == "Tracker":  # SQLAlchemy: only for processes that record usage
+        from modelgit.tracking.tracker import Tracker
+
+        return Tracker
     raise AttributeError(f"module 'modelgit' has no attribute {name!r}")
 
 

@@ -202,12 +202,19 @@ class Source(_Spec):
     location: str
 
 
+class Tracking(_Spec):
+    url: Omittable[Annotated[str, Field(min_length=1)]] = None
+    retention_days: Omittable[Annotated[int, BeforeValidator(_integral_float_to_int), BeforeValidator(_not_bool),
+                                        Field(ge=1)]] = None
+
+
 class Settings(_Spec):
     schema_version: Annotated[Literal[1], BeforeValidator(_not_bool)]
     name: Omittable[str] = None
     defaults: Omittable[Defaults] = None
     routing: Omittable[Routing] = None
     sources: Omittable[list[Source]] = None
+    tracking: Omittable[Tracking] = None
 
 
 @cache
