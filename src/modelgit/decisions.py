@@ -130,7 +130,13 @@ class Verdict:
 
 
 def _hold(model_id: str, reason: str, evidence: dict[str, Any] | None = None) -> Verdict:
-    return Verdict(model_id, "hold", reason, evidence or {})
+    return Verdict(model_id, "hold", _why(reason), evidence or {})
+
+
+def _why(reason: str) -> str:
+    """A reason without the decision word stats puts first ("hold: …"): the verdict says it."""
+    head, sep, rest = reason.partition(": ")
+    return rest if sep and head in ("upgrade", "hold", "rollback") else reason
 
 
 def _treatment(model: Model, split: dict[str, float]) -> str | None:
@@ -153,23 +159,23 @@ def decide_auto_upgrade(snapshot: Snapshot, usage: ModelUsage, model_id: str, *,
                  else policy.get("min_quality_improvement", DEFAULT_MIN_QUALITY_IMPROVEMENT))
     active = model.active
     if active is None:
-        return _hold(model_id, "hold: no active version to compare with")
+        return _hold(model_id, "no active version to compare with")
     split = model.split()
     ramp = policy.get("ramp")
     treatment = _treatment(model, split)
     phase = usage.current
     if phase is None or phase.split != split:
-        return _hold(model_id, "hold: the registry at this ref has no recorded phase for the model's "
+        return _hold(model_id, "the registry at this ref has no recorded phase for the model's "
                                "current split (is the ref the one that serves?)")
     if treatment is None:
         staging = [v.version for v in model.versions if v.status == "staging"]
         if ramp and staging:
             first = int(ramp[0])
             newest = staging[-1]
-            return Verdict(model_id, "upgrade", f"upgrade: start the ramp of {newest} at {first} %",
+            return Verdict(model_id, "upgrade", f"start the ramp of {newest} at {first} %",
                            {"ramp": list(ramp), "next_percent": first}, action="split", version=newest,
                            split=_ramped(split, active.version, newest, first))
-        return _hold(model_id, f"hold: no staging version takes traffic; start an A/B test first "
+        return _hold(model_id, f"no staging version takes traffic; start an A/B test first "
                                f"(modelgit ab start {model_id} VERSION PERCENT)")
     by_version = usage.by_version(phase.index)
     control = by_version.get(active.version, Arm(active.version, "")).quality
@@ -182,20 +188,20 @@ def decide_auto_upgrade(snapshot: Snapshot, usage: ModelUsage, model_id: str, *,
                                 min_samples_per_step=min_samples, srm=srm)
         evidence = {**found.evidence, "phase": phase.as_dict(), "versions": [active.version, treatment]}
         if found.decision == "rollback":
-            return Verdict(model_id, "rollback", found.reason, evidence, action="ab-stop", version=treatment)
+            return Verdict(model_id, "rollback", _why(found.reason), evidence, action="ab-stop", version=treatment)
         if found.decision == "upgrade":
             step = int(found.evidence["next_percent"])
             if step >= 100:
-                return Verdict(model_id, "upgrade", found.reason, evidence, action="promote", version=treatment)
-            return Verdict(model_id, "upgrade", found.reason, evidence, action="split", version=treatment,
+                return Verdict(model_id, "upgrade", _why(found.reason), evidence, action="promote", version=treatment)
+            return Verdict(model_id, "upgrade", _why(found.reason), evidence, action="split", version=treatment,
                            split=_ramped(split, active.version, treatment, step))
-        return Verdict(model_id, "hold", found.reason, evidence)
+        return Verdict(model_id, "hold", _why(found.reason), evidence)
     found = stats.decide_upgrade(control, treated, min_relative_improvement=threshold,
                                  min_samples=min_samples, srm=srm)
     evidence = {**found.evidence, "phase": phase.as_dict(), "versions": [active.version, treatment]}
     if found.decision == "upgrade":
-        return Verdict(model_id, "upgrade", found.reason, evidence, action="promote", version=treatment)
-    return Verdict(model_id, "hold", found.reason, evidence)
+        return Verdict(model_id, "upgrade", _why(found.reason), evidence, action="promote", version=treatment)
+    return Verdict(model_id, "hold", _why(found.reason), evidence)
 
 
 def _ramped(split: dict[str, float], active: str, treatment: str, percent: float) -> dict[str, float]:
@@ -217,7 +223,7 @@ def decide_auto_rollback(snapshot: Snapshot, usage: ModelUsage, model_id: str) -
     active = model.active
     phase = usage.current
     if active is None or phase is None or phase.active != active.version:
-        return _hold(model_id, "hold: the registry at this ref has no recorded phase for its active version")
+        return _hold(model_id, "the registry at this ref has no recorded phase for its active version")
     by_version = usage.by_version(phase.index)
     current = by_version.get(active.version, Arm(active.version, "")).quality
     previous_version, previous = None, None
@@ -233,8 +239,8 @@ def decide_auto_rollback(snapshot: Snapshot, usage: ModelUsage, model_id: str) -
     evidence = {**found.evidence, "phase": phase.as_dict(), "active_version": active.version,
                 "previous_version": previous_version}
     if found.decision == "rollback":
-        return Verdict(model_id, "rollback", found.reason, evidence, action="rollback", version=previous_version)
-    return Verdict(model_id, "hold", found.reason, evidence)
+        return Verdict(model_id, "rollback", _why(found.reason), evidence, action="rollback", version=previous_version)
+    return Verdict(model_id, "hold", _why(found.reason), evidence)
 
 
 def plan(repo: GitRepo, snapshot: Snapshot, usage: ModelUsage, verdict: Verdict) -> proposals.Proposal:
@@ -262,11 +268,15 @@ def plan(repo: GitRepo, snapshot: Snapshot, usage: ModelUsage, verdict: Verdict)
                 "Modelgit-Phase": usage.current.start if usage.current else ""}
     action = {"promote": "auto-upgrade", "split": "auto-ramp", "ab-stop": "auto-rollback",
               "rollback": "auto-rollback"}[verdict.action]
+    # Branch names say what moves: auto-upgrade-V, auto-ramp-V-PERCENT, auto-rollback-<version leaving>.
+    leaving = verdict.evidence.get("active_version") if verdict.action == "rollback" else verdict.version
+    slug = f"{action}-{leaving}" if leaving else action
+    if verdict.action == "split" and verdict.split is not None and verdict.version is not None:
+        slug += f"-{verdict.split[verdict.version]:g}"
     body = "\n\n".join(part for part in (base.body, f"{verdict.reason}", "Evidence:\n" + _evidence_text(
         verdict.evidence)) if part)
     return proposals.Proposal(base.model, action, base.version, base.subject, base.base_commit, base.changes,
-                              base.modes, body, trailers, base.slug or (f"{action}-{base.version}"
-                                                                          if base.version else action))
+                              base.modes, body, trailers, slug)
 
 
 def _evidence_text(evidence: dict[str, Any]) -> str:

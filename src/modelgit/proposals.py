@@ -30,7 +30,8 @@ VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 SERVABLE = ("active", "staging")
 # Actions whose commits change what serves; `rollback` looks for the newest of these.
 SERVING_ACTIONS = frozenset(
-    {"promote", "deprecate", "archive", "weight", "split", "ab-start", "ab-stop", "rollback", "retire"}
+    {"promote", "deprecate", "archive", "weight", "split", "ab-start", "ab-stop", "rollback", "retire",
+     "upgrade", "auto-upgrade", "auto-ramp", "auto-rollback"}  # the last four: check-upgrades, decisions
 )
 
 
