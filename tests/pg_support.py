@@ -62,6 +62,7 @@ class PgServer:
         self.port = port
         self.user = user
         self.data = root / "data"
+        self.options = ""
 
     def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
         prefix = ["runuser", "-u", self.user, "--"] if self.user else []
@@ -92,12 +93,20 @@ class PgServer:
                        f" -c fsync={'on' if fsync else 'off'} -c shared_buffers=64MB")
             if not fsync:
                 options += " -c synchronous_commit=off -c full_page_writes=off"
-            server._run("pg_ctl", "-D", str(server.data), "-l", str(root / "server.log"), "-o", options,
-                        "-w", "-t", "60", "start")
+            server.options = options
+            server.resume()
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
         return server
+
+    def pause(self) -> None:
+        """Stop the server but keep its data: clients see it go away (``resume()`` brings it back)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", self.options,
+                  "-w", "-t", "60", "start")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -113,7 +122,7 @@ class PgServer:
 
     def stop(self) -> None:
         try:
-            if self.data.exists():
+            if (self.data / "postmaster.pid").exists():
                 self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -302,6 +302,57 @@ def test_a_failed_write_is_counted_and_kept_not_swallowed(tmp_path: Path) -> Non
         assert stats.last_error.startswith("write failed (2 lost): OperationalError: no such table: usage_rollups")
 
 
+def test_an_unavailable_database_defers_the_batch_instead_of_losing_it(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from modelgit.tracking import store
+
+    real_write = store.write_batch
+    outages = [sa.exc.OperationalError("INSERT …", (), sqlite3.OperationalError("database is locked"))]
+
+    def flaky(engine: object, items: list) -> object:  # the database is busy once, then back
+        if outages:
+            raise outages.pop()
+        return real_write(engine, items)
+
+    monkeypatch.setattr(store, "write_batch", flaky)
+    with Tracker(f"sqlite:///{tmp_path}/usage.sqlite", flush_interval=3600) as t:
+        for i in range(3):
+            t.record("m", "v1", latency_ms=float(i))
+        t.flush()
+        stats = t.stats
+        assert (stats.written, stats.failed, stats.queued) == (0, 0, 3)
+        assert stats.last_error == "write deferred (3 queued again): OperationalError: database is locked"
+        t.flush()
+        assert (t.stats.written, t.stats.queued, t.count_events()) == (3, 0, 3)
+
+
+def test_a_postgresql_restart_loses_nothing() -> None:
+    from pg_support import SKIP_REASON, PgServer, find_bin_dir
+
+    if find_bin_dir() is None:
+        pytest.skip(SKIP_REASON)
+    with PgServer.start() as server:  # its own server: this test stops it
+        url = server.create_database("restart")
+        with Tracker(url, flush_interval=3600) as t:
+            t.record("m", "v1", latency_ms=1.0)
+            t.flush()
+            server.pause()
+            for i in range(10):
+                t.record("m", "v1", latency_ms=float(i), request_id=f"r{i}")
+            t.flush()
+            stats = t.stats
+            assert (stats.written, stats.failed, stats.queued) == (1, 0, 10)
+            assert stats.last_error.startswith("write deferred (10 queued again): OperationalError: ")
+            server.resume()
+            t.flush()
+            assert (t.stats.written, t.stats.failed, t.stats.queued) == (11, 0, 0)
+            assert t.count_events() == 11
+
+
 def test_writer_thread_flushes_on_its_own(url: str) -> None:
     with Tracker(url, flush_interval=0.05) as t:
         t.record("m", "v1")

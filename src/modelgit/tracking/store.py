@@ -531,6 +531,26 @@ def _retryable(exc: sa.exc.DBAPIError) -> bool:
     return isinstance(exc, sa.exc.OperationalError) and "locked" in str(exc.orig).lower()
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot be reached or is busy now (a connection refused
+    or lost, a server shutting down, SQLite locked past busy_timeout, an I/O error) rather than
+    that it refuses these rows: worth writing the same batch again later."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or ""
+    if code:
+        # 08: connection exception; 53: insufficient resources; 57P: operator intervention (shutdown)
+        return code.startswith(("08", "53", "57P")) or code in ("40001", "40P01", "55P03")
+    text = str(exc.orig).lower()
+    if isinstance(exc, sa.exc.OperationalError):
+        # psycopg reports a refused connection without a sqlstate; SQLite says "locked" or "I/O".
+        return exc.orig.__class__.__module__.startswith("psycopg") or any(
+            word in text for word in ("locked", "busy", "disk i/o", "unable to open"))
+    return False
+
+
 def write_batch(engine: Engine, items: Sequence[tuple[Any, ...]]) -> BatchResult:
     """Validate and write queued records (11-tuples) and feedbacks (4-tuples) in one transaction.
     Invalid items are counted, not written; a database error is raised after the retries."""

@@ -89,8 +89,11 @@ class _Core:
         self.last_error: str | None = None
         self.thread: threading.Thread | None = None
 
-    def drain(self) -> None:
-        """Write everything queued now, a batch at a time. Never raises: a failure is counted."""
+    def drain(self, *, final: bool = False) -> None:
+        """Write everything queued now, a batch at a time. Never raises: a failure is counted. When
+        the database is unreachable for a while, the batch goes back to the head of the queue for
+        the next interval (the queue's bound then drops new records rather than growing memory);
+        the ``final`` drain at close counts it as failed instead of waiting for ever."""
         with self.write_lock:
             queue, popleft = self.queue, self.queue.popleft
             while queue:
@@ -100,25 +103,35 @@ class _Core:
                         batch.append(popleft())
                 except IndexError:
                     pass
-                self._write(batch)
+                if not self._write(batch, final=final):
+                    queue.extendleft(reversed(batch))
+                    return
 
-    def _write(self, batch: list[tuple[Any, ...]]) -> None:
+    def _write(self, batch: list[tuple[Any, ...]], *, final: bool) -> bool:
+        """False when the batch should be written again later (not counted yet)."""
         try:
             result = store.write_batch(self.engine, batch)
         except Exception as exc:  # the database refused: count and keep the reason, keep serving
-            message = f"write failed ({len(batch)} lost): {type(exc).__name__}: " + _first_line(exc, self.url)
+            reason = f"{type(exc).__name__}: " + _first_line(exc, self.url)
+            if not final and store.is_unavailable(exc):
+                with self.count_lock:
+                    self.last_error = f"write deferred ({len(batch)} queued again): {reason}"
+                log.warning("tracking %s", self.last_error)
+                return False
+            message = f"write failed ({len(batch)} lost): {reason}"
             with self.count_lock:
                 self.taken += len(batch)
                 self.failed += len(batch)
                 self.last_error = message
             log.error("tracking %s", message)
-            return
+            return True
         with self.count_lock:
             self.taken += len(batch)
             self.written += result.written
             self.rejected += result.rejected
             if result.last_rejection:
                 self.last_error = result.last_rejection
+        return True
 
     def run(self) -> None:
         while not self.stopping:
@@ -134,7 +147,7 @@ class _Core:
         self.wake.set()
         if self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join()
-        self.drain()
+        self.drain(final=True)
         self.engine.dispose()
 
 
