@@ -452,6 +452,44 @@ def test_an_fsspec_url_without_fsspec_installed_says_so(tmp_path: Path) -> None:
         ("old", "kind 'folder' is an older name of artifact-folder; write kind: artifact-folder")]
 
 
+class _MemoryFS:
+    """The part of an fsspec filesystem the folder source uses, over a dict (fsspec is not a
+    dependency; this checks modelgit's side of it)."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+
+    def find(self, path: str, detail: bool = False) -> dict[str, dict[str, Any]]:
+        return {p: {"name": p, "type": "file", "size": len(d)} for p, d in self.files.items()
+                if p.startswith(path + "/")}
+
+    def open(self, path: str, mode: str = "rb") -> Any:
+        import io
+
+        return io.BytesIO(self.files[path])
+
+
+def test_an_fsspec_url_is_listed_through_fsspec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    r, v1 = _folder_registry(tmp_path, Path("unused"))
+    r.write("registry/modelgit.yaml", "schema_version: 1\nsources:\n"
+            "  - {name: bucket, kind: artifact-folder, location: 'memory://drop'}\n")
+    r.commit("an fsspec source")
+    v2 = affine_onnx(np.array([3.0, 2.0, 1.0]), 0.0)
+    fs = _MemoryFS({"/drop/score/v2.onnx": v2, "/drop/score/v1.onnx": v1, "/drop/score/big.onnx": b"x" * 4096,
+                    "/drop/readme.md": b"-"})
+    fake = types.ModuleType("fsspec")
+    fake.core = types.SimpleNamespace(url_to_fs=lambda url: (fs, "/" + url.split("://", 1)[1]))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fsspec", fake)
+    report = check_sources(Loader(GitRepo.discover(r.root)).load("HEAD"), r.root, limits=Limits(max_file_bytes=2048))
+    assert [(f.model, f.version, f.origin, f.artifact["sha256"]) for f in report.found] == [
+        ("score", "v2", "score/v2.onnx", hashlib.sha256(v2).hexdigest())]
+    assert sorted((s.item, s.reason) for s in report.skipped) == [
+        ("score/big.onnx", "4,096 bytes, over the limit of 2,048"),
+        ("score/v1.onnx", "already registered as score:v1")]
+
+
 def _importable(name: str) -> bool:
     import importlib.util
 

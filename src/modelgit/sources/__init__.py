@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from modelgit.errors import ModelgitError, SourceError, printable
-from modelgit.sources._http import Limits
-from modelgit.sources._types import Found, Report, Skipped, SourceWarning
+from modelgit.sources._types import Found, Limits, Report, Skipped, SourceWarning
 
 __all__ = ["Found", "Limits", "Report", "Skipped", "SourceWarning", "check_sources"]
 

@@ -17,25 +17,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from modelgit.errors import SourceError, printable
+from modelgit.sources._types import Limits
 from modelgit.sources.catalog import CatalogEntry, parse_page
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on reading one source. OpenRouter's whole catalog is about 1.5 MB in one page."""
-
-    timeout: float = 10.0  # seconds per connect / read / write
-    deadline: float = 60.0  # seconds for the whole catalog, every page and redirect
-    max_page_bytes: int = 16 * 1024 * 1024
-    max_pages: int = 20
-    max_redirects: int = 3
-    max_file_bytes: int = 100 * 1024 * 1024  # an artifact-folder file (GitHub refuses files over 100 MB)
-    max_files: int = 10_000  # entries listed in an artifact folder
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -72,3 +72,16 @@ class Report:
         """The ``sources`` object of ``check-upgrades --json``."""
         return {"found": [f.as_dict() for f in self.found], "warnings": [w.as_dict() for w in self.warnings],
                 "skipped": [s.as_dict() for s in self.skipped]}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one source may make modelgit read, and for how long."""
+
+    timeout: float = 10.0  # seconds per connect / read / write
+    deadline: float = 60.0  # seconds for the whole catalog, every page and redirect
+    max_page_bytes: int = 16 * 1024 * 1024
+    max_pages: int = 20
+    max_redirects: int = 3
+    max_file_bytes: int = 100 * 1024 * 1024  # an artifact-folder file (GitHub refuses files over 100 MB)
+    max_files: int = 10_000  # entries listed in an artifact folder

@@ -30,8 +30,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from modelgit.errors import SourceError, printable
-from modelgit.sources._http import Limits, shown
-from modelgit.sources._types import Skipped
+from modelgit.sources._http import shown
+from modelgit.sources._types import Limits, Skipped
 from modelgit.spec import FileArtifact, Model, UriArtifact
 
 __all__ = ["DEFAULT_PATTERN", "DEFAULT_TEMPLATE", "FolderFile", "assign", "list_folder"]
