@@ -346,6 +346,40 @@ def test_hostile_catalogs_fail_clearly_and_the_other_sources_still_run(catalog: 
     assert [(f.source, f.version) for f in report.found] == [("good", "qwen-2.5-7b-instruct-2025-11")]
 
 
+def test_gzip_pages_are_inflated_within_the_limit_and_loops_and_long_catalogs_stop(catalog: Catalog,
+                                                                                   tmp_path: Path) -> None:
+    import gzip
+
+    limit = 64 * 1024
+    catalog.serve("/gz", gzip.compress(PAGE1.replace(b'"/api/v1/models?offset=3&limit=3"', b"null")),
+                  headers={"Content-Encoding": "gzip"})
+    bomb = gzip.compress(b" " * (100 * limit))
+    assert len(bomb) < limit  # small on the wire, a hundred times the limit inflated
+    catalog.serve("/bomb", bomb, headers={"Content-Encoding": "gzip"})
+    catalog.serve("/brotli", b"\x00", headers={"Content-Encoding": "br"})
+    catalog.serve("/loop", json.dumps({"data": [], "links": {"next": "/loop"}}).encode())
+    sources = "".join([
+        _catalog_source("gz", catalog.url("/gz")),
+        _catalog_source("bomb", catalog.url("/bomb")),
+        _catalog_source("br", catalog.url("/brotli")),
+        _catalog_source("loop", catalog.url("/loop")),
+        _catalog_source("long", catalog.url("/api/v1/models")),
+    ])
+    r = _hosted_registry(tmp_path, sources)
+    report = check_sources(Loader(GitRepo.discover(r.root)).load("HEAD"), r.root,
+                           limits=Limits(timeout=2, max_page_bytes=limit, max_pages=1))
+    failed = {s.source: s.reason for s in report.skipped if s.model is None}
+    base = f"http://127.0.0.1:{catalog.port}"
+    assert failed == {
+        "bomb": f"{base}/bomb (page 1) is over the limit of 65,536 bytes a page; stopped reading",
+        "br": f"{base}/brotli (page 1) is sent with Content-Encoding 'br'; modelgit reads gzip or no encoding",
+        "loop": f"links.next of page 1 goes back to {base}/loop, a page read already; stopped",
+        "long": f"more than 1 pages; stopped at {base}/api/v1/models "
+                "(hint: a catalog this long is not what modelgit expects)",
+    }
+    assert [(f.source, f.version) for f in report.found] == [("gz", "qwen-2.5-7b-instruct-2025-11")]
+
+
 def test_a_failing_source_is_reported_by_the_cli_without_a_traceback(catalog: Catalog, tmp_path: Path,
                                                                     cli: Any) -> None:
     catalog.serve("/not-json", b"not json at all")

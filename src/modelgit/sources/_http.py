@@ -3,9 +3,10 @@
 * only ``http``/``https`` URLs, without credentials in them (a token comes from ``token_env``);
 * redirects and ``links.next`` must stay on the origin (scheme, host, port) of the location, so a
   catalog cannot send modelgit, or its token, anywhere else;
-* a page is streamed and cut off at ``max_page_bytes`` (decoded bytes: gzip cannot inflate past
-  it); at most ``max_pages`` pages; ``timeout`` per connect/read and ``deadline`` for the whole
-  catalog, so a server that trickles bytes still ends;
+* a page is streamed and cut off at ``max_page_bytes`` of decoded bytes (modelgit inflates gzip
+  itself, one bounded step at a time, so a small body cannot blow past the limit); at most
+  ``max_pages`` pages; ``timeout`` per connect/read and ``deadline`` for the whole catalog, so a
+  server that trickles bytes still ends;
 * the environment's proxies and ``.netrc`` are not used (httpx ``trust_env=False``): a netrc
   password must not reach whatever host a registry file names.
 
@@ -16,6 +17,7 @@ the URL's query string or the server's body.
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -64,7 +66,7 @@ def fetch_catalog(source: str, location: str, *, token_env: str | None = None,
     import httpx
 
     check_location(source, location)
-    headers = {"Accept": "application/json", "User-Agent": "modelgit check-upgrades"}
+    headers = {"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": "modelgit check-upgrades"}
     if token_env:
         token = env.get(token_env)
         if not token:
@@ -81,12 +83,12 @@ def fetch_catalog(source: str, location: str, *, token_env: str | None = None,
                       transport=transport, headers=headers) as client:
         while url is not None:
             page += 1
-            if page > limits.max_pages:
-                raise SourceError(source, f"more than {limits.max_pages} pages; stopped at {shown(url)}",
-                                  hint="a catalog this long is not what modelgit expects")
             if url in seen:
                 raise SourceError(source, f"links.next of page {page - 1} goes back to {shown(url)}, a page read "
                                           "already; stopped")
+            if page > limits.max_pages:
+                raise SourceError(source, f"more than {limits.max_pages} pages; stopped at {shown(url)}",
+                                  hint="a catalog this long is not what modelgit expects")
             seen.add(url)
             where = f"{shown(url)} (page {page})"
             body = _get(client, source, url, where, origin, started, limits)
@@ -99,6 +101,18 @@ def fetch_catalog(source: str, location: str, *, token_env: str | None = None,
                                               "refused", hint="a catalog's pages stay on the host it is read from")
             url = following
     return entries
+
+
+def _decoder(source: str, where: str, encoding: str) -> Any:
+    """A bounded gzip decoder for ``Content-Encoding: gzip``, None for no encoding; any other
+    encoding is refused (only gzip is asked for)."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    raise SourceError(source, f"{where} is sent with Content-Encoding {printable(encoding)[:40]!r}; modelgit reads "
+                              "gzip or no encoding")
 
 
 def _get(client: Any, source: str, url: str, where: str, origin: tuple[str, str, int | None], started: float,
@@ -126,9 +140,13 @@ def _get(client: Any, source: str, url: str, where: str, origin: tuple[str, str,
                 if declared.isdigit() and int(declared) > limits.max_page_bytes:
                     raise SourceError(source, f"{where} is {int(declared):,} bytes, over the limit of "
                                               f"{limits.max_page_bytes:,} bytes a page")
+                decoder = _decoder(source, where, response.headers.get("content-encoding", ""))
                 chunks: list[bytes] = []
                 size = 0
-                for chunk in response.iter_bytes():
+                for raw in response.iter_raw():
+                    # Decoded here, never more than one byte past the limit: httpx's own decoder
+                    # would inflate a whole gzip chunk (a thousandfold) before we could count it.
+                    chunk = decoder.decompress(raw, limits.max_page_bytes - size + 1) if decoder else raw
                     size += len(chunk)
                     if size > limits.max_page_bytes:
                         raise SourceError(source, f"{where} is over the limit of {limits.max_page_bytes:,} "
@@ -136,11 +154,15 @@ def _get(client: Any, source: str, url: str, where: str, origin: tuple[str, str,
                     if time.monotonic() - started > limits.deadline:
                         raise SourceError(source, f"{where}: no complete answer within {limits.deadline:g} s")
                     chunks.append(chunk)
+                if decoder is not None and not decoder.eof:
+                    raise SourceError(source, f"{where}: the gzip body ends early")
                 return b"".join(chunks)
         except httpx.TimeoutException:
             raise SourceError(source, f"{where}: no answer within {limits.timeout:g} s",
                               hint="the catalog is slow or unreachable; the next run tries again") from None
-        except httpx.HTTPError as exc:  # connection refused, TLS, protocol errors, bad gzip
+        except zlib.error as exc:
+            raise SourceError(source, f"{where}: the gzip body is corrupt ({exc})") from None
+        except httpx.HTTPError as exc:  # connection refused, TLS, protocol errors
             reason = printable(str(exc))[:200] or type(exc).__name__
             raise SourceError(source, f"{where}: cannot read it: {reason}") from None
     raise SourceError(source, f"{where}: more than {limits.max_redirects} redirects; stopped")
