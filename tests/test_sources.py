@@ -453,6 +453,23 @@ def test_a_new_onnx_file_in_the_folder_becomes_a_register_proposal(tmp_path: Pat
     ok(cli, "-C", str(r.root), "validate", "--ref", proposal["branch"], "--base", "main")
 
 
+def test_a_folder_swapped_for_a_symlink_after_the_listing_is_not_followed(tmp_path: Path) -> None:
+    from modelgit.sources.folder import _open_dir
+
+    top = tmp_path / "drop"
+    (top / "score").mkdir(parents=True)
+    (tmp_path / "secret").mkdir()
+    top_fd = os.open(top, os.O_RDONLY)
+    try:
+        os.close(_open_dir(top_fd, ["score"]))  # a real folder opens
+        (top / "score").rmdir()
+        (top / "score").symlink_to(tmp_path / "secret", target_is_directory=True)
+        with pytest.raises(OSError):
+            _open_dir(top_fd, ["score"])
+    finally:
+        os.close(top_fd)
+
+
 def test_a_folder_source_with_a_fixed_model_and_a_pattern(tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()

@@ -13,9 +13,10 @@ Which file is which version (the source's ``model`` key):
 ``pattern`` (default ``*.onnx``) picks the files, matched from the right like
 :meth:`pathlib.PurePath.match`. The folder is walked without following any symlink: a link is
 skipped and said so (one that leaves the folder is named as such), as are FIFOs, sockets and
-devices, and files over the size limit. Files are read with ``O_NOFOLLOW``/``O_NONBLOCK`` and
-checked again on the open descriptor, so a file swapped for a link or a FIFO after the listing is
-still refused.
+devices, and files over the size limit. Each folder is opened from the top one level at a time
+and each file relative to its folder's descriptor, all with ``O_NOFOLLOW`` (files also
+``O_NONBLOCK``, then checked on the open descriptor), so a file or a folder swapped for a link or a
+FIFO after the listing is still refused.
 """
 
 from __future__ import annotations
@@ -158,63 +159,98 @@ def list_folder(source: str, location: str, root: Path | None, pattern: str | No
     return _list_local(source, path, pattern, limits)
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
+
+
+def _open_dir(top_fd: int, parts: Sequence[str]) -> int:
+    """A descriptor of the folder ``parts`` below ``top_fd``, opened one level at a time with
+    O_NOFOLLOW: a folder swapped for a symlink after it was listed is refused, never followed."""
+    fd = os.open(".", _DIRECTORY, dir_fd=top_fd)
+    try:
+        for part in parts:
+            child = os.open(part, _DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _list_local(source: str, folder: Path, pattern: str, limits: Limits) -> tuple[list[FolderFile], list[Skipped]]:
     try:
         top = folder.resolve(strict=True)  # the folder itself may be reached through a link
     except (OSError, RuntimeError):
         raise SourceError(source, f"{printable(str(folder))}: folder not found") from None
-    if not top.is_dir():
-        raise SourceError(source, f"{printable(str(folder))}: not a folder")
+    try:
+        top_fd = os.open(top, _DIRECTORY)
+    except OSError:
+        raise SourceError(source, f"{printable(str(folder))}: not a folder") from None
     files: list[FolderFile] = []
     skipped: list[Skipped] = []
-    pending = [top]
-    listed = 0
-    while pending:
-        here = pending.pop()
-        try:
-            with os.scandir(here) as found:
-                entries = sorted(found, key=lambda e: e.name)
-        except OSError as exc:
-            skipped.append(Skipped(source, None, f"cannot list it: {exc.strerror}",
-                                   item=here.relative_to(top).as_posix() or "."))
-            continue
-        for entry in entries:
-            listed += 1
-            if listed > limits.max_files:
-                skipped.append(Skipped(source, None, f"more than {limits.max_files:,} entries; the rest were not "
-                                                     "looked at"))
-                return files, skipped
-            full = Path(entry.path)
-            rel = full.relative_to(top).as_posix()
-            fits = PurePosixPath(rel).match(pattern)
-            try:
-                if entry.is_symlink():
-                    if fits or entry.is_dir():
-                        inside = Path(os.path.realpath(full)).is_relative_to(top)
-                        skipped.append(Skipped(source, None, "a symlink: not followed (its target in the folder is "
-                                                             "read under its own name)" if inside else
-                                               "a symlink to outside the folder: not followed", item=rel))
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(full)
-                    continue
-            except OSError as exc:
-                skipped.append(Skipped(source, None, f"cannot read it: {exc.strerror}", item=rel))
-                continue
-            if fits:
-                read = _read_regular(full, limits)
-                if isinstance(read, str):
-                    skipped.append(Skipped(source, None, read, item=rel))
-                else:
-                    files.append(FolderFile(rel, hashlib.sha256(read).hexdigest(), read))
+    try:
+        _walk(source, top, top_fd, pattern, limits, files, skipped)
+    finally:
+        os.close(top_fd)
     return files, skipped
 
 
-def _read_regular(path: Path, limits: Limits) -> bytes | str:
-    """The bytes of a regular file, or why it is not read."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+def _walk(source: str, top: Path, top_fd: int, pattern: str, limits: Limits, files: list[FolderFile],
+          skipped: list[Skipped]) -> None:
+    # Folders are kept as name lists, not descriptors: a wide tree cannot exhaust the process's
+    # descriptors, and each is reopened from the top without following a link.
+    pending: list[tuple[str, ...]] = [()]
+    listed = 0
+    while pending:
+        parts = pending.pop()
+        here = "/".join(parts)
+        try:
+            fd = _open_dir(top_fd, parts)
+        except OSError as exc:
+            skipped.append(Skipped(source, None, f"cannot list it: {exc.strerror}", item=here or "."))
+            continue
+        try:
+            with os.scandir(fd) as found:
+                entries = sorted(found, key=lambda e: e.name)
+            for entry in entries:
+                listed += 1
+                if listed > limits.max_files:
+                    skipped.append(Skipped(source, None, f"more than {limits.max_files:,} entries; the rest were "
+                                                         "not looked at"))
+                    return
+                rel = f"{here}/{entry.name}" if here else entry.name
+                fits = PurePosixPath(rel).match(pattern)
+                try:
+                    if entry.is_symlink():
+                        if fits or entry.is_dir():
+                            inside = Path(os.path.realpath(top / rel)).is_relative_to(top)
+                            skipped.append(Skipped(source, None, "a symlink: not followed (its target in the folder "
+                                                                 "is read under its own name)" if inside else
+                                                   "a symlink to outside the folder: not followed", item=rel))
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((*parts, entry.name))
+                        continue
+                except OSError as exc:
+                    skipped.append(Skipped(source, None, f"cannot read it: {exc.strerror}", item=rel))
+                    continue
+                if fits:
+                    read = _read_regular(entry.name, fd, limits)
+                    if isinstance(read, str):
+                        skipped.append(Skipped(source, None, read, item=rel))
+                    else:
+                        files.append(FolderFile(rel, hashlib.sha256(read).hexdigest(), read))
+        except OSError as exc:
+            skipped.append(Skipped(source, None, f"cannot list it: {exc.strerror}", item=here or "."))
+        finally:
+            os.close(fd)
+
+
+def _read_regular(name: str, dir_fd: int, limits: Limits) -> bytes | str:
+    """The bytes of the regular file ``name`` in the folder ``dir_fd``, or why it is not read."""
     try:
-        fd = os.open(path, flags)
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _NOFOLLOW, dir_fd=dir_fd)
     except OSError as exc:
         return f"cannot open it: {exc.strerror}"
     try:
