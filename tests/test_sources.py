@@ -240,6 +240,27 @@ def test_compare_catalog_without_io() -> None:
     assert compare_catalog("s", "together", floating, {"m": model})[2][0].reason == "no version hosted by together"
 
 
+def test_describe_change_names_each_moved_price_and_what_it_could_not_compare() -> None:
+    from modelgit.sources.catalog import describe_change
+
+    model = _model(("1", "active", "a/x-1"))
+    active = model.active
+    old = _entry("a/x-1", "a/x-1", 86400, context_length=8192, pricing={"prompt": "0.000001", "image": "0.01"})
+    new = _entry("a/x", "a/x-2", 2 * 86400, name="X", context_length=None,
+                 pricing={"prompt": "0.000001", "request": "0.002"})
+    assert describe_change("openrouter", new, active, old) == [
+        "new openrouter snapshot a/x-2 (X), listed as a/x, created 1970-01-03; compared with the active version 1 "
+        "(a/x-1)",
+        "context length 8,192 → unknown tokens",
+        "image price 0.01 → not listed USD per image",
+        "request price not listed → 0.002 USD per request",
+    ]
+    assert describe_change("openrouter", new, active, None)[0].endswith(
+        "; the active version 1 pins a/x-1, which the catalog does not list, so there is nothing to compare with")
+    assert describe_change("openrouter", new, None, None)[0].endswith("; the model has no active version to "
+                                                                      "compare with")
+
+
 def test_version_ids_are_derived_from_the_slug_and_never_collide() -> None:
     taken = {"x-2", "qwen3-8b"}
     assert version_id_for("qwen/qwen3-8b", taken) == "qwen3-8b-2"
