@@ -287,7 +287,38 @@ SETTINGS_CASES = [
     ok("empty-sections", {"schema_version": 1, "defaults": {}, "routing": {}, "sources": []}),
     ok("source-kinds", changed(BASE_SETTINGS, ("sources",), [
         {"name": "a", "kind": "url", "location": "https://x"},
-        {"name": "b", "kind": "provider-catalog", "location": "openrouter"}])),
+        {"name": "b", "kind": "provider-catalog", "location": "https://openrouter.ai/api/v1/models",
+         "provider": "openrouter"},
+        {"name": "c", "kind": "artifact-folder", "location": "drop"}])),
+    # -- sources (issue 10.5): fields that fit the kind ------------------------------------------
+    ok("catalog-with-token-env", changed(BASE_SETTINGS, ("sources", 0), {
+        "name": "or", "kind": "provider-catalog", "location": "https://x/api/v1/models", "provider": "openrouter",
+        "token_env": "OPENROUTER_API_KEY"})),
+    ok("folder-pattern-model-id", changed(BASE_SETTINGS, ("sources", 0), {
+        "name": "drop", "kind": "artifact-folder", "location": "/srv", "pattern": "*.onnx",
+        "model": "calling_score"})),
+    ok("folder-model-template", changed(BASE_SETTINGS, ("sources", 0, "model"), "{model}/{version}.onnx")),
+    ok("old-kind-folder-with-pattern", changed(BASE_SETTINGS, ("sources", 0, "pattern"), "*.onnx")),
+    bad("catalog-without-provider", changed(BASE_SETTINGS, ("sources", 0, "kind"), "provider-catalog")),
+    bad("catalog-with-pattern", changed(BASE_SETTINGS, ("sources", 0), {
+        "name": "or", "kind": "provider-catalog", "location": "https://x", "provider": "openrouter",
+        "pattern": "*.onnx"})),
+    bad("catalog-with-model", changed(BASE_SETTINGS, ("sources", 0), {
+        "name": "or", "kind": "provider-catalog", "location": "https://x", "provider": "openrouter",
+        "model": "m"})),
+    bad("folder-with-provider", changed(BASE_SETTINGS, ("sources", 0, "provider"), "openrouter")),
+    bad("folder-with-token-env", changed(BASE_SETTINGS, ("sources", 0, "token_env"), "TOKEN")),
+    bad("artifact-folder-with-provider", changed(changed(BASE_SETTINGS, ("sources", 0, "kind"), "artifact-folder"),
+                                                 ("sources", 0, "provider"), "openrouter")),
+    bad("provider-uppercase", changed(BASE_SETTINGS, ("sources", 0), {
+        "name": "or", "kind": "provider-catalog", "location": "https://x", "provider": "OpenRouter"})),
+    bad("token-env-with-dash", changed(BASE_SETTINGS, ("sources", 0), {
+        "name": "or", "kind": "provider-catalog", "location": "https://x", "provider": "openrouter",
+        "token_env": "OPENROUTER-KEY"})),
+    bad("empty-pattern", changed(BASE_SETTINGS, ("sources", 0, "pattern"), "")),
+    bad("null-model", changed(BASE_SETTINGS, ("sources", 0, "model"), None)),
+    bad("provider-int", changed(BASE_SETTINGS, ("sources", 0), {
+        "name": "or", "kind": "provider-catalog", "location": "https://x", "provider": 1})),
     bad("missing-schema-version", without(BASE_SETTINGS, ("schema_version",))),
     bad("schema-version-2", changed(BASE_SETTINGS, ("schema_version",), 2)),
     bad("schema-version-string", changed(BASE_SETTINGS, ("schema_version",), "1")),

@@ -140,14 +140,16 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     @cli.command("check-upgrades")
     @click.option("--ref", default="HEAD", show_default=True, help="Check the registry at this ref.")
     @click.option("--propose", is_flag=True,
-                  help="Commit a promote proposal on its own branch for each recommendation.")
+                  help="Commit each recommended promotion and each new version found by a source on its own branch.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_context
     def check_upgrades(obj: Any, ref: str, propose: bool, as_json: bool) -> int:
         """Recommend staging versions that beat the active one on the primary metric by the
-        policy's minimum improvement, with 95 % confidence; --propose opens the changes as branches."""
+        policy's minimum improvement, with 95 % confidence, and read the registry's sources for new
+        versions (a provider catalog, an artifact folder); --propose opens the changes as branches."""
         from modelgit import proposals
-        from modelgit.errors import UsageError
+        from modelgit.errors import ModelgitError, UsageError
+        from modelgit.sources import check_sources
         from modelgit.upgrades import check_upgrades
         from modelgit.validate import Validator
 
@@ -155,6 +157,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         validator = Validator(repo)
         snapshot = validator.loader.load(ref)
         found, skipped = check_upgrades(snapshot, repo.root)
+        sources = check_sources(snapshot, repo.root)
         proposed = []
         if propose:
             for item in (r for r in found if r["recommended"]):
@@ -170,12 +173,30 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
                 proposed.append({"model": item["model"], "version": item["to"], "branch": outcome.branch,
                                  "commit": outcome.commit, "subject": proposal.subject,
                                  "reason": item["reason"]})
+        new_versions = [new.as_dict() for new in sources.found]
+        for new, shown in zip(sources.found, new_versions, strict=True):
+            if not propose:
+                continue
+            try:
+                outcome = proposals.apply(repo, new.proposal, validator=validator, base=snapshot)
+            except ModelgitError as exc:  # the branch exists (an earlier run), or the result is invalid
+                shown["note"] = exc.render()
+                continue
+            shown["branch"] = outcome.branch
+            reason = "; ".join(new.improvements) or f"new artifact {new.origin} in source '{new.source}'"
+            proposed.append({"model": new.model, "version": new.version, "branch": outcome.branch,
+                             "commit": outcome.commit, "subject": new.proposal.subject, "reason": reason,
+                             "source": new.source})
         if as_json:
             from modelgit.cli import _emit_json
 
+            report = sources.as_dict()
+            report["found"] = new_versions
             _emit_json({"commit": snapshot.commit, "recommendations": found, "proposals": proposed,
-                        "skipped": skipped})
+                        "skipped": skipped, "sources": report})
             return EXIT_OK
+        from modelgit.errors import printable
+
         if not found:
             click.echo("no staging version to compare")
         for item in found:
@@ -184,6 +205,20 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         for item in skipped:
             what = item["model"] if item["version"] is None else f"{item['model']}:{item['version']}"
             click.echo(f"{'skipped':<8} {what}: {item['reason']}")
+        for new, shown in zip(sources.found, new_versions, strict=True):
+            click.echo(printable(f"{'new':<8} {new.model}:{new.version} from source '{new.source}': {new.origin}"))
+            for line in new.improvements:
+                click.echo(printable(f"{'':<9}{line}"))
+            if "note" in shown:
+                click.echo(f"{'':<9}not proposed: {shown['note']}")
+        for warning in sources.warnings:
+            what = f"{warning.model}:{warning.version}" if warning.version else (warning.model or "")
+            click.echo(printable(f"{'warning':<8} {what + ' ' if what else ''}(source '{warning.source}'): "
+                                 f"{warning.message}"))
+        for gap in sources.skipped:
+            what = " ".join(p for p in (gap.model, gap.item) if p)
+            click.echo(printable(f"{'skipped':<8} {what + ' ' if what else ''}(source '{gap.source}'): "
+                                 f"{gap.reason}"))
         for item in proposed:
             click.echo(f"proposed on branch {item['branch']}")
         return EXIT_OK

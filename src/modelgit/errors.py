@@ -133,6 +133,16 @@ class LimitError(InvalidError):
         self.limit = limit
 
 
+class SourceError(InvalidError):
+    """A source of new versions (``settings.sources``) could not be read: its catalog did not
+    answer, answered with something that is not a catalog, or its folder cannot be listed. The
+    message names the source; check-upgrades reports it and goes on with the other sources."""
+
+    def __init__(self, source: str, message: str, *, hint: str = "") -> None:
+        super().__init__(f"source '{source}': {message}", hint=hint)
+        self.source = source
+
+
 # onnxruntime reports C++ std::bad_alloc, a failed thread start or a failed allocation in its own
 # RuntimeError-like types (Fail, RuntimeException); these words mark them as transient.
 _TRANSIENT_WORDS = ("bad_alloc", "out of memory", "failed to allocate", "cannot allocate memory",

@@ -462,6 +462,11 @@ def _describe(error: Any, plain: str | None) -> tuple[str, str, str]:
         else:
             hint = f"use a number of at least {low:g}" if low is not None else f"use at most {high:g}"
         return ("SCHEMA010", f"{where}: {shown} is {side} of {error.validator_value:g}", hint)
+    if kind == "not" and error.validator_value == {}:
+        # {"not": {}, "description": why}: a key that does not belong here (settings.sources, where
+        # which keys fit depends on the source's kind); the description says why.
+        return ("SCHEMA011", f"{where}: this key does not fit here",
+                error.schema.get("description") or "see the schema for this key")
     if kind == "const":
         return ("SCHEMA010", f"{where}: expected {error.validator_value!r}, got {instance!r}",
                 f"set it to {error.validator_value!r}")

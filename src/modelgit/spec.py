@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 # Metrics where a smaller value is better; all others are better when larger.
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
@@ -196,10 +196,42 @@ class Routing(_Spec):
     salt: Omittable[str] = None
 
 
+# "folder" and "url" are the kinds the first schema had; both are read as "artifact-folder" (a local
+# folder, a file:// URL or an fsspec URL), and check-upgrades warns that they are old names.
+SourceKind = Literal["provider-catalog", "artifact-folder", "folder", "url"]
+Provider = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+
+
 class Source(_Spec):
+    """Where new versions come from (``settings.sources``): a provider's model catalog over HTTP
+    (``provider`` says whose ids it lists) or a folder of ONNX files (``pattern`` picks the files,
+    ``model`` says which model and version each file is). The JSON Schema's descriptions say more."""
+
     name: str
-    kind: Literal["folder", "url", "provider-catalog"]
+    kind: SourceKind
     location: str
+    provider: Omittable[Provider] = None
+    token_env: Omittable[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = None
+    pattern: Omittable[Annotated[str, Field(min_length=1)]] = None
+    model: Omittable[Annotated[str, Field(min_length=1)]] = None
+
+    @model_validator(mode="after")
+    def _fields_fit_the_kind(self) -> Source:
+        # The schema's if/then/else: a catalog needs its provider and has no file pattern; a folder
+        # has no provider or token.
+        if self.kind == "provider-catalog":
+            if self.provider is None:
+                raise ValueError("a provider-catalog source needs 'provider'")
+            if self.pattern is not None or self.model is not None:
+                raise ValueError("'pattern' and 'model' are for artifact-folder sources")
+        elif self.provider is not None or self.token_env is not None:
+            raise ValueError("'provider' and 'token_env' are for provider-catalog sources")
+        return self
+
+    @property
+    def folder(self) -> bool:
+        """True for an artifact folder (also under its old names ``folder`` and ``url``)."""
+        return self.kind != "provider-catalog"
 
 
 class Tracking(_Spec):
