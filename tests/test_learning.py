@@ -289,3 +289,25 @@ def test_default_database_lives_in_the_git_dir(score: RegistryRepo, cli: Any) ->
     r = score.repo
     cli("-C", str(r.root), "usage")
     assert (Path(r.root) / ".git" / "modelgit" / "usage.sqlite").exists()
+
+
+def test_the_daily_check_proposes_for_models_with_auto_upgrade_on(score: RegistryRepo, cli: Any) -> None:
+    r = score.repo
+    _ab(score, {"v1": 50, "v2": 50}, auto_upgrade=True, min_quality_improvement=0.05)
+    root = str(r.root)
+    code, out, _ = cli("-C", root, "check-upgrades", "--json")
+    assert code == 0
+    gaps = [s for s in json.loads(out)["skipped"] if s["model"] == MODEL and "usage database" in s["reason"]]
+    assert len(gaps) == 1
+    with Tracker(_url(r)) as tracker:
+        _simulate(Registry.open(r.root, ref="main", tracker=tracker), 3000, {"v1": 0.55, "v2": 0.75}, seed=12)
+    code, out, err = cli("-C", root, "check-upgrades", "--propose", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    (verdict,) = report["decisions"]
+    assert (verdict["decision"], verdict["version"]) == ("upgrade", "v2")
+    assert {"model": MODEL, "branch": "modelgit/score/auto-upgrade-v2"}.items() <= report["proposals"][0].items()
+    # The next day's run finds the branch there and says so instead of failing.
+    code, out, _ = cli("-C", root, "check-upgrades", "--propose", "--json")
+    (again,) = json.loads(out)["decisions"]
+    assert code == 0 and "not proposed: branch 'modelgit/score/auto-upgrade-v2' already exists" in again["reason"]

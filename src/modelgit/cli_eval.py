@@ -141,12 +141,17 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     @click.option("--ref", default="HEAD", show_default=True, help="Check the registry at this ref.")
     @click.option("--propose", is_flag=True,
                   help="Commit each recommended promotion and each new version found by a source on its own branch.")
+    @click.option("--tracking-url", default=None, metavar="URL",
+                  help="Usage database for the models with policy.auto_upgrade: true (default: "
+                       "MODELGIT_TRACKING_URL, then tracking.url, then .git/modelgit/usage.sqlite if it exists).")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @pass_context
-    def check_upgrades(obj: Any, ref: str, propose: bool, as_json: bool) -> int:
+    def check_upgrades(obj: Any, ref: str, propose: bool, tracking_url: str | None, as_json: bool) -> int:
         """Recommend staging versions that beat the active one on the primary metric by the
         policy's minimum improvement, with 95 % confidence, and read the registry's sources for new
-        versions (a provider catalog, an artifact folder); --propose opens the changes as branches."""
+        versions (a provider catalog, an artifact folder); for models with policy.auto_upgrade:
+        true, decide auto-upgrade and auto-rollback from observed usage. --propose opens the
+        changes as branches."""
         from modelgit import proposals
         from modelgit.errors import ModelgitError, UsageError
         from modelgit.sources import check_sources
@@ -173,6 +178,10 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
                 proposed.append({"model": item["model"], "version": item["to"], "branch": outcome.branch,
                                  "commit": outcome.commit, "subject": proposal.subject,
                                  "reason": item["reason"]})
+        decided = _usage_decisions(repo, snapshot, ref, tracking_url, validator, propose, skipped)
+        proposed.extend({"model": v.model, "version": v.version, "branch": v.branch, "commit": v.commit,
+                         "subject": f"{v.model}: {v.decision}", "reason": v.reason}
+                        for v in decided if v.branch)
         new_versions = [new.as_dict() for new in sources.found]
         for new, shown in zip(sources.found, new_versions, strict=True):
             if not propose:
@@ -193,7 +202,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
             report = sources.as_dict()
             report["found"] = new_versions
             _emit_json({"commit": snapshot.commit, "recommendations": found, "proposals": proposed,
-                        "skipped": skipped, "sources": report})
+                        "skipped": skipped, "sources": report, "decisions": [v.as_dict() for v in decided]})
             return EXIT_OK
         from modelgit.errors import printable
 
@@ -219,6 +228,51 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
             what = " ".join(p for p in (gap.model, gap.item) if p)
             click.echo(printable(f"{'skipped':<8} {what + ' ' if what else ''}(source '{gap.source}'): "
                                  f"{gap.reason}"))
+        for verdict in decided:
+            click.echo(f"{verdict.decision:<8} {verdict.model} (policy.auto_upgrade): {verdict.reason}")
         for item in proposed:
             click.echo(f"proposed on branch {item['branch']}")
         return EXIT_OK
+
+
+def _usage_decisions(repo: Any, snapshot: Any, ref: str, tracking_url: str | None, validator: Any,
+                     propose: bool, skipped: list[dict[str, Any]]) -> list[Any]:
+    """auto-upgrade and auto-rollback verdicts for the models whose policy says auto_upgrade: true
+    (proposed with ``propose``); without a usage database they are listed in ``skipped``."""
+    import os
+
+    from modelgit import decisions
+    from modelgit.errors import ModelgitError
+
+    wanted = [mid for mid, model in snapshot.models.items()
+              if decisions.effective_policy(snapshot, model).get("auto_upgrade") and not model.retired]
+    if not wanted:
+        return []
+    settings = snapshot.settings.spec if snapshot.settings is not None else None
+    configured = tracking_url or os.environ.get("MODELGIT_TRACKING_URL") or (
+        settings is not None and settings.tracking is not None and settings.tracking.url)
+    if not configured and not (repo.git_dir / "modelgit" / "usage.sqlite").exists():
+        skipped.extend({"model": mid, "version": None,
+                        "reason": "policy.auto_upgrade is on but no usage database is configured "
+                                  "(--tracking-url, MODELGIT_TRACKING_URL or tracking.url)"} for mid in wanted)
+        return []
+    from modelgit.cli_learning import open_tracker
+
+    verdicts = []
+    with open_tracker(repo, snapshot, tracking_url) as tracker:
+        usages = {mid: decisions.model_usage(repo, tracker, mid, ref) for mid in wanted}
+    for mid in wanted:
+        for verdict in (decisions.decide_auto_rollback(snapshot, usages[mid], mid),
+                        decisions.decide_auto_upgrade(snapshot, usages[mid], mid)):
+            if verdict.decision == "hold":
+                continue
+            if propose:
+                try:
+                    verdict = decisions.propose(repo, snapshot, usages[mid], verdict, validator=validator)
+                except ModelgitError as exc:  # the branch exists: proposed on an earlier run
+                    verdict = decisions.Verdict(verdict.model, verdict.decision,
+                                                f"{verdict.reason} (not proposed: {exc.message})",
+                                                verdict.evidence, verdict.action, verdict.version, verdict.split)
+            verdicts.append(verdict)
+            break  # a rollback comes first; never both for one model in one run
+    return verdicts
