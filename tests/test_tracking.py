@@ -574,3 +574,10 @@ def test_importing_the_package_does_not_import_sqlalchemy() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_the_head_revision_constant_is_the_migrations_head() -> None:
+    # Opening an up-to-date database compares with the constant, so it must follow the scripts.
+    from modelgit.tracking import store
+
+    assert store.head_revision() == store.HEAD_REVISION

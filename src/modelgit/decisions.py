@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from modelgit import proposals, stats
+from modelgit import stats
 from modelgit.errors import InvalidError, UsageError
 from modelgit.gitstore import GitRepo
 from modelgit.snapshot import Snapshot
@@ -68,21 +68,23 @@ class ModelUsage:
 
 def model_usage(repo: GitRepo, tracker: Any, model_id: str, ref: str = "HEAD", *,
                 task: str | None = None, since: date | None = None) -> ModelUsage:
-    """The model's recorded usage at ``ref``, split into phases, from the tracker's rollups."""
+    """The model's recorded usage at ``ref``, split into phases: one query summing the tracker's
+    rollups per (version, task, commit) in the database, with their latency histograms, then
+    pooled per phase here (a phase holds the commits that descend from its start)."""
+    from modelgit.usage import _key_of
+
     found = phases(repo, model_id, ref)
-    rollups = tracker.rollups(model_id, task=task, since=since)
+    aggregates = tracker.aggregates(model_id, by=("version", "task", "commit"), task=task, since=since)
     index = PhaseIndex(repo, found)
-    usage = ModelUsage(model_id, found, arms_by_phase(rollups, index))
-    quantiles = getattr(tracker, "latency_quantiles", None)
-    if quantiles is not None:
-        commits_by_phase: dict[int | None, set[str]] = {}
-        for rollup in rollups:
-            commits_by_phase.setdefault(index.of(rollup.commit), set()).add(rollup.commit)
-        for phase, arms in usage.arms.items():
-            for (version, arm_task), _ in arms.items():
-                p50, p95 = quantiles(model_id, qs=(0.5, 0.95), version=version, task=arm_task,
-                                     commits=sorted(commits_by_phase[phase]), since=since)
-                usage.quantiles[(phase, version, arm_task)] = {"p50": p50, "p95": p95}
+    usage = ModelUsage(model_id, found, arms_by_phase(aggregates, index))
+    histograms: dict[tuple[int | None, str, str], Any] = {}
+    for aggregate in aggregates:
+        version, arm_task, commit = _key_of(aggregate)
+        key = (index.of(commit), version, arm_task)
+        histograms[key] = histograms[key] + aggregate.latency if key in histograms else aggregate.latency
+    for key, histogram in histograms.items():
+        p50, p95 = histogram.quantiles((0.5, 0.95))
+        usage.quantiles[key] = {"p50": p50, "p95": p95}
     return usage
 
 
@@ -243,8 +245,10 @@ def decide_auto_rollback(snapshot: Snapshot, usage: ModelUsage, model_id: str) -
     return Verdict(model_id, "hold", _why(found.reason), evidence)
 
 
-def plan(repo: GitRepo, snapshot: Snapshot, usage: ModelUsage, verdict: Verdict) -> proposals.Proposal:
-    """The proposal that acts on ``verdict``, its message carrying the evidence."""
+def plan(repo: GitRepo, snapshot: Snapshot, usage: ModelUsage, verdict: Verdict) -> Any:
+    """The proposal (a :class:`modelgit.proposals.Proposal`) that acts on ``verdict``, its message
+    carrying the evidence."""
+    from modelgit import proposals
     model_id = verdict.model
     if verdict.action == "promote":
         assert verdict.version is not None
@@ -287,6 +291,8 @@ def propose(repo: GitRepo, snapshot: Snapshot, usage: ModelUsage, verdict: Verdi
             validator: Any = None, push: str | None = None) -> Verdict:
     """Commit the proposal for ``verdict`` on its own branch (validated first); the verdict with
     the branch and commit."""
+    from modelgit import proposals
+
     proposal = plan(repo, snapshot, usage, verdict)
     outcome = proposals.apply(repo, proposal, validator=validator, base=snapshot, push=push)
     return Verdict(verdict.model, verdict.decision, verdict.reason, verdict.evidence, verdict.action,

@@ -107,12 +107,14 @@ class Arm:
         return self.metrics["quality"]
 
     def add(self, rollup: Any) -> None:
+        """Pool a tracker rollup or aggregate (anything with ``n`` and the four metrics' moments)."""
         self.n += int(rollup.n)
         for name in METRICS:
             self.metrics[name] = self.metrics[name] + as_moments(getattr(rollup, name))
-        day = rollup.day
-        self.first_day = day if self.first_day is None or day < self.first_day else self.first_day
-        self.last_day = day if self.last_day is None or day > self.last_day else self.last_day
+        day = getattr(rollup, "day", None)
+        if day is not None:
+            self.first_day = day if self.first_day is None or day < self.first_day else self.first_day
+            self.last_day = day if self.last_day is None or day > self.last_day else self.last_day
 
 
 def as_moments(value: Any) -> Moments:
@@ -126,17 +128,26 @@ def as_moments(value: Any) -> Moments:
 
 
 def arms_by_phase(rollups: Iterable[Any], index: PhaseIndex) -> dict[int | None, dict[tuple[str, str], Arm]]:
-    """Rollups of one model grouped by phase, then by (version, task); never pooled across phases."""
+    """Rollups (or aggregates grouped by version, task and commit) of one model, grouped by phase,
+    then by (version, task); never pooled across phases."""
     grouped: dict[int | None, dict[tuple[str, str], Arm]] = {}
     for rollup in rollups:
-        phase = index.of(rollup.commit)
-        key = (rollup.version, rollup.task or "")
+        version, task, commit = _key_of(rollup)
+        phase = index.of(commit)
+        key = (version, task)
         arms = grouped.setdefault(phase, {})
         arm = arms.get(key)
         if arm is None:
-            arm = arms[key] = Arm(rollup.version, rollup.task or "")
+            arm = arms[key] = Arm(version, task)
         arm.add(rollup)
     return grouped
+
+
+def _key_of(rollup: Any) -> tuple[str, str, str]:
+    group = getattr(rollup, "group", None)
+    if group is not None:
+        return str(group["version"]), str(group.get("task") or ""), str(group.get("commit") or "")
+    return rollup.version, rollup.task or "", rollup.commit or ""
 
 
 def _interval(m: Moments, alpha: float = 0.05) -> dict[str, Any] | None:

@@ -120,7 +120,13 @@ def create_engine(url: str) -> Engine:
                             connect_args={"connect_timeout": 10})
 
 
+# The newest migration's revision, so that opening an up-to-date database never imports Alembic
+# (a third of a CLI command's start-up); tests/test_tracking.py checks it against the scripts.
+HEAD_REVISION = "0001"
+
+
 def head_revision() -> str:
+    """The head revision as Alembic reads it from the migration scripts."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory(str(_migrations_dir())).get_current_head() or ""
@@ -140,15 +146,18 @@ def migrate(engine: Engine, url: str) -> None:
     """Bring the schema to the newest migration; safe when several processes open at once: the
     check and the upgrade run in one transaction that holds SQLite's write lock (BEGIN IMMEDIATE)
     or, on PostgreSQL, a transaction-scoped advisory lock."""
+    try:
+        with engine.connect() as conn:
+            if _current_revision(conn) == HEAD_REVISION:  # the common case: no lock, no Alembic
+                return
+    except sa.exc.DBAPIError as exc:
+        raise _wrap(exc, url, "could not create or upgrade the usage tables") from exc
     from alembic import command
     from alembic.config import Config
     from alembic.util.exc import CommandError
 
-    head = head_revision()
     try:
         with engine.connect() as conn:
-            if _current_revision(conn) == head:  # the common case: no lock taken at all
-                return
             conn.rollback()
             conn = conn.execution_options(modelgit_write=True)
             with conn.begin():
