@@ -84,6 +84,19 @@ def example_repo(tmp_path: Path) -> Repo:
 
 
 @pytest.fixture
+def example_clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """What a newcomer has: a clone of a repository holding the example registry, as the working
+    directory."""
+    upstream = make_repo(tmp_path / "upstream")
+    shutil.copytree(EXAMPLE, upstream.root / "registry")
+    upstream.commit("Add example registry")
+    work = tmp_path / "modelgit"
+    subprocess.run(["git", "clone", "-q", str(upstream.root), str(work)], check=True)
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
     """Run the CLI in-process: cli(*args) → (exit_code, stdout, stderr)."""
 

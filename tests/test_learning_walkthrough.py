@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import EXAMPLE, ROOT, make_repo
+from conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 SECTION = README[README.index("## Continuous learning"):README.index("## Development")]
@@ -30,15 +29,9 @@ def blocks() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    upstream = make_repo(tmp_path / "upstream")
-    shutil.copytree(EXAMPLE, upstream.root / "registry")
-    upstream.commit("Add example registry")
-    work = tmp_path / "modelgit"
-    subprocess.run(["git", "clone", "-q", str(upstream.root), str(work)], check=True)
-    monkeypatch.chdir(work)
+def clone(example_clone: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MODELGIT_TRACKING_URL", raising=False)
-    return work
+    return example_clone
 
 
 def test_the_walkthrough_covers_the_loop() -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE, ROOT, make_repo
+from conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 TOUR = README[README.index("## A tour"):README.index("## Measured")]
@@ -36,14 +35,8 @@ def tour_commands() -> list[list[str]]:
 
 
 @pytest.fixture
-def clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    upstream = make_repo(tmp_path / "upstream")
-    shutil.copytree(EXAMPLE, upstream.root / "registry")
-    upstream.commit("Add example registry")
-    work = tmp_path / "modelgit"
-    subprocess.run(["git", "clone", "-q", str(upstream.root), str(work)], check=True)
-    monkeypatch.chdir(work)
-    return work
+def clone(example_clone: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return example_clone
 
 
 def test_the_tour_has_the_commands_it_promises() -> None:

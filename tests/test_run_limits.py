@@ -13,6 +13,7 @@ from onnx import TensorProto, helper
 
 from conftest import Repo, sha256_hex
 from modelgit import sessions
+from test_sessions import counting_body
 
 CS = "registry/models/calling_score.yaml"
 
@@ -20,16 +21,7 @@ CS = "registry/models/calling_score.yaml"
 def slow_on_real_data(width: int = 10) -> bytes:
     """X [N, width] → X·1 [N, 1], plus a Loop whose trip count is max(X)·10^12: zero trips on the
     model check's zeros, for ever on any positive input."""
-    body = helper.make_graph(
-        [helper.make_node("Add", ["acc_in", "one"], ["acc_out"]),
-         helper.make_node("Identity", ["cond_in"], ["cond_out"])],
-        "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1])],
-        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])])
+    body = counting_body()
     nodes = [helper.make_node("ReduceMax", ["X"], ["top"], keepdims=0),
              helper.make_node("Mul", ["top", "huge"], ["trips_f"]),
              helper.make_node("Cast", ["trips_f"], ["trips"], to=TensorProto.INT64),

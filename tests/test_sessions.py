@@ -31,9 +31,9 @@ def constant_of_shape_bomb(count: int = 2**28) -> bytes:
                                     [shape]))
 
 
-def endless_loop(trips: int = 2**62) -> bytes:
-    """A Loop that adds 1 to a counter ``trips`` times."""
-    body = helper.make_graph(
+def counting_body() -> onnx.GraphProto:
+    """A Loop body that adds 1 to a float counter on every trip."""
+    return helper.make_graph(
         [helper.make_node("Add", ["acc_in", "one"], ["acc_out"]),
          helper.make_node("Identity", ["cond_in"], ["cond_out"])],
         "body",
@@ -44,7 +44,11 @@ def endless_loop(trips: int = 2**62) -> bytes:
          helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1])],
         [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])],
     )
-    loop = helper.make_node("Loop", ["n", "cond", "start"], ["total"], body=body)
+
+
+def endless_loop(trips: int = 2**62) -> bytes:
+    """A Loop that adds 1 to a counter ``trips`` times."""
+    loop = helper.make_node("Loop", ["n", "cond", "start"], ["total"], body=counting_body())
     return _model(helper.make_graph(
         [loop], "endless", [], [helper.make_tensor_value_info("total", TensorProto.FLOAT, [1])],
         [helper.make_tensor("n", TensorProto.INT64, [], [trips]),
