@@ -336,10 +336,12 @@ def recommend(snapshot: Snapshot, usages: dict[str, ModelUsage], evaluated: list
             item["evidence"]["evaluation"] = {k: v for k, v in evaluation.items() if k != "model"}
         if verdict is not None and verdict.evidence:
             item["evidence"]["usage"] = verdict.evidence
-        enough = verdict is not None and "not enough samples" not in verdict.reason \
-            and "no staging version" not in verdict.reason and "no recorded phase" not in verdict.reason
-        if verdict is not None and "sample-ratio mismatch" in verdict.reason:
-            item["reason"] = verdict.reason
+        # The usage verdict speaks when its interval was computed (enough samples in both arms);
+        # a sample-ratio mismatch speaks too, to block.
+        srm = (verdict.evidence.get("srm") or {}) if verdict is not None else {}
+        enough = verdict is not None and "interval" in verdict.evidence
+        if verdict is not None and srm.get("mismatch"):
+            item["reason"] = f"observed usage: {verdict.reason}"
         elif enough and verdict is not None:
             item["recommended"] = verdict.decision == "upgrade"
             item["reason"] = f"observed usage: {verdict.reason}"
