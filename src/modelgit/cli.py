@@ -68,11 +68,9 @@ def validate(obj: Context, ref: str, base: str | None, worktree: bool, no_artifa
 
     Prints every finding as PATH:LINE:COL: CODE message. Exit code 0 when valid, 1 when not.
     """
-    from modelgit.validate import Validator
+    from modelgit import api
 
-    report = Validator(obj.repo()).validate(
-        None if worktree else ref, base=base, worktree=worktree, check_artifacts=not no_artifacts
-    )
+    report = api.validate(obj.repo(), ref, base=base, worktree=worktree, check_artifacts=not no_artifacts)
     if as_json:
         _emit_json(report.as_dict())
     else:
@@ -97,10 +95,9 @@ def validate(obj: Context, ref: str, base: str | None, worktree: bool, no_artifa
 @pass_context
 def show(obj: Context, model: str | None, ref: str, as_json: bool) -> int:
     """Show models: active version, traffic split, weights and statuses."""
-    from modelgit import views
-    from modelgit.snapshot import Loader
+    from modelgit import api
 
-    data = views.show(Loader(obj.repo()).load(ref), model)
+    data = api.show(obj.repo(), ref, model).as_dict()
     if as_json:
         _emit_json(data)
         return EXIT_OK
@@ -139,9 +136,9 @@ def _history_model(text: str) -> str:
 @pass_context
 def history(obj: Context, model: str, ref: str, limit: int | None, as_json: bool) -> int:
     """Each commit that changed MODEL, newest first, with what it changed."""
-    from modelgit import views
+    from modelgit import api
 
-    data = views.history(obj.repo(), _history_model(model), ref, limit)
+    data = api.history(obj.repo(), _history_model(model), ref, limit).as_dict()
     if as_json:
         _emit_json(data)
         return EXIT_OK
@@ -161,10 +158,9 @@ def history(obj: Context, model: str, ref: str, limit: int | None, as_json: bool
 @pass_context
 def diff(obj: Context, base: str, head: str, worktree: bool, as_json: bool) -> int:
     """Semantic diff of the registry between two refs (default HEAD~1 and HEAD)."""
-    from modelgit import views
-    from modelgit.snapshot import Loader
+    from modelgit import api
 
-    data = views.diff(Loader(obj.repo()), base, head, worktree=worktree)
+    data = api.diff(obj.repo(), base, head, worktree=worktree).as_dict()
     if as_json:
         _emit_json(data)
         return EXIT_OK

@@ -48,30 +48,24 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         """Run VERSION of MODEL over its evaluation dataset; write
         registry/evaluations/MODEL/VERSION.json (a local cache, not committed: init's .gitignore
         lists it)."""
-        from modelgit.evaluate import evaluate, result_path, write_result
-        from modelgit.snapshot import Loader
+        from modelgit import api
 
-        repo = obj.repo()
-        snapshot = Loader(repo).load(ref)
         with _progress(f"eval {model}:{version}") as progress:
-            result = evaluate(snapshot, model, version, root=repo.root, requested_metrics=list(metrics) or None,
-                              batch_size=batch_size, progress=progress, reuse=not force)
-        if not result.get("reused"):
-            write_result(repo.root, result)
+            result = api.evaluate(obj.repo(), model, version, ref, metrics=metrics, batch_size=batch_size,
+                                  force=force, progress=progress)
         if as_json:
             from modelgit.cli import _emit_json
 
-            _emit_json({k: v for k, v in result.items() if k not in ("labels", "predictions")})
+            _emit_json(result.as_dict())
             return EXIT_OK
-        where = result_path(model, version)
-        click.echo(f"{model}:{version} on {result['rows']} rows of {result['dataset']}"
-                   + (" (stored result reused: same artifact and dataset digests)" if result.get("reused") else ""))
-        for name, value in result["metrics"].items():
+        click.echo(f"{model}:{version} on {result.rows} rows of {result.dataset}"
+                   + (" (stored result reused: same artifact and dataset digests)" if result.reused else ""))
+        for name, value in result.metrics.items():
             click.echo(f"  {name:<9} {value:.6g}")
-        lat = result["latency"]
+        lat = result.latency
         click.echo(f"  latency   p50 {lat['p50_ms_per_row'] * 1000:.2f} µs/row, p95 "
                    f"{lat['p95_ms_per_row'] * 1000:.2f} µs/row, {lat['rows_per_second'] or 0:,.0f} rows/s")
-        click.echo(f"wrote {where}" if not result.get("reused") else f"kept {where}")
+        click.echo(f"wrote {result.path}" if not result.reused else f"kept {result.path}")
         return EXIT_OK
 
     @cli.command()
@@ -91,30 +85,17 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
                 resamples: int, seed: int) -> int:
         """Compare V2 against V1 of MODEL: metric deltas with 95 % intervals, a verdict, latency
         and signature changes."""
-        import json
-
-        from modelgit import compare as C
-        from modelgit.evaluate import evaluate, write_result
-        from modelgit.snapshot import Loader
+        from modelgit import api
 
         repo = obj.repo()
-        snapshot = Loader(repo).load(ref)
-        spec = snapshot.model(model)
-        r1 = evaluate(snapshot, model, v1, root=repo.root)
-        r2 = evaluate(snapshot, model, v2, root=repo.root)
-        for computed in (r1, r2):  # stored as eval stores them: the next compare reuses them, so the
-            if not computed.get("reused"):  # same versions give the same report (latency included)
-                write_result(repo.root, computed)
-        settings = snapshot.settings.spec if snapshot.settings is not None else None
-        report = C.compare_results(spec, settings, r1, r2, resamples=resamples, seed=seed)
-        text = {"md": C.to_markdown, "html": C.to_html,
-                "json": lambda r: json.dumps(r, indent=1, default=str) + "\n"}[fmt](report)
+        report = api.compare(repo, model, v1, v2, ref, resamples=resamples, seed=seed)
+        text = {"md": report.to_markdown, "html": report.to_html, "json": report.to_json}[fmt]()
         if out:
             from modelgit.outputs import write_output
 
             target = Path(obj.repo_path) / out  # a relative --out is taken from the -C path, as in init
             write_output(target, text, within=repo.root)
-            click.echo(f"wrote {target}: {report['verdict']} on {report['primary']}")
+            click.echo(f"wrote {target}: {report.verdict} on {report.primary}")
         else:
             click.echo(text, nl=False)
         return EXIT_OK
@@ -128,10 +109,11 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     def ci(obj: Any, base: str, ref: str, out_dir: str) -> int:
         """Validate against BASE, evaluate and compare changed versions, write report.md and
         report.json; exit 1 if invalid or if a version gaining traffic is significantly worse."""
-        from modelgit.ci import run_ci, write_reports
+        from modelgit import api
+        from modelgit.ci import write_reports
 
         repo = obj.repo()
-        report = run_ci(repo, base, ref)
+        report = api.ci(repo, base, ref)
         md, js = write_reports(report, Path(obj.repo_path) / out_dir, within=repo.root)  # relative: from -C
         click.echo(md.read_text("utf-8"), nl=False)
         click.echo(f"wrote {md} and {js}", err=True)
@@ -152,69 +134,26 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         versions (a provider catalog, an artifact folder); for models with policy.auto_upgrade:
         true, decide auto-upgrade and auto-rollback from observed usage. --propose opens the
         changes as branches."""
-        from modelgit import proposals
-        from modelgit.errors import ModelgitError, UsageError
-        from modelgit.sources import check_sources
-        from modelgit.upgrades import check_upgrades
-        from modelgit.validate import Validator
+        from modelgit import api
 
-        repo = obj.repo()
-        validator = Validator(repo)
-        snapshot = validator.loader.load(ref)
-        found, skipped = check_upgrades(snapshot, repo.root)
-        sources = check_sources(snapshot, repo.root)
-        proposed = []
-        if propose:
-            for item in (r for r in found if r["recommended"]):
-                proposal = proposals.plan_promote(snapshot, item["model"], item["to"])
-                proposal = proposals.Proposal(
-                    proposal.model, "upgrade", proposal.version, proposal.subject, proposal.base_commit,
-                    proposal.changes, body=f"Recommended by modelgit check-upgrades: {item['reason']}")
-                try:
-                    outcome = proposals.apply(repo, proposal, validator=validator, base=snapshot)
-                except UsageError as exc:  # e.g. the branch exists: proposed on an earlier run
-                    item["note"] = exc.message
-                    continue
-                proposed.append({"model": item["model"], "version": item["to"], "branch": outcome.branch,
-                                 "commit": outcome.commit, "subject": proposal.subject,
-                                 "reason": item["reason"]})
-        decided = _usage_decisions(repo, snapshot, ref, tracking_url, validator, propose, skipped)
-        proposed.extend({"model": v.model, "version": v.version, "branch": v.branch, "commit": v.commit,
-                         "subject": f"{v.model}: {v.decision}", "reason": v.reason}
-                        for v in decided if v.branch)
-        new_versions = [new.as_dict() for new in sources.found]
-        for new, shown in zip(sources.found, new_versions, strict=True):
-            if not propose:
-                continue
-            try:
-                outcome = proposals.apply(repo, new.proposal, validator=validator, base=snapshot)
-            except ModelgitError as exc:  # the branch exists (an earlier run), or the result is invalid
-                shown["note"] = exc.render()
-                continue
-            shown["branch"] = outcome.branch
-            reason = "; ".join(new.improvements) or f"new artifact {new.origin} in source '{new.source}'"
-            proposed.append({"model": new.model, "version": new.version, "branch": outcome.branch,
-                             "commit": outcome.commit, "subject": new.proposal.subject, "reason": reason,
-                             "source": new.source})
+        result = api.check_upgrades(obj.repo(), ref, propose=propose, tracking_url=tracking_url)
         if as_json:
             from modelgit.cli import _emit_json
 
-            report = sources.as_dict()
-            report["found"] = new_versions
-            _emit_json({"commit": snapshot.commit, "recommendations": found, "proposals": proposed,
-                        "skipped": skipped, "sources": report, "decisions": [v.as_dict() for v in decided]})
+            _emit_json(result.as_dict())
             return EXIT_OK
         from modelgit.errors import printable
 
-        if not found:
+        sources = result.sources
+        if not result.recommendations:
             click.echo("no staging version to compare")
-        for item in found:
+        for item in result.recommendations:
             mark = "upgrade" if item["recommended"] else "keep"
             click.echo(f"{mark:<8} {item['model']}: {item['from']} → {item['to']}: {item['reason']}")
-        for item in skipped:
+        for item in result.skipped:
             what = item["model"] if item["version"] is None else f"{item['model']}:{item['version']}"
             click.echo(f"{'skipped':<8} {what}: {item['reason']}")
-        for new, shown in zip(sources.found, new_versions, strict=True):
+        for new, shown in zip(sources.found, result.new_versions, strict=True):
             click.echo(printable(f"{'new':<8} {new.model}:{new.version} from source '{new.source}': {new.origin}"))
             for line in new.improvements:
                 click.echo(printable(f"{'':<9}{line}"))
@@ -228,51 +167,9 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
             what = " ".join(p for p in (gap.model, gap.item) if p)
             click.echo(printable(f"{'skipped':<8} {what + ' ' if what else ''}(source '{gap.source}'): "
                                  f"{gap.reason}"))
-        for verdict in decided:
+        for verdict in result.decisions:
             click.echo(f"{verdict.decision:<8} {verdict.model} (policy.auto_upgrade): {verdict.reason}")
-        for item in proposed:
+        for item in result.proposals:
             click.echo(f"proposed on branch {item['branch']}")
         return EXIT_OK
 
-
-def _usage_decisions(repo: Any, snapshot: Any, ref: str, tracking_url: str | None, validator: Any,
-                     propose: bool, skipped: list[dict[str, Any]]) -> list[Any]:
-    """auto-upgrade and auto-rollback verdicts for the models whose policy says auto_upgrade: true
-    (proposed with ``propose``); without a usage database they are listed in ``skipped``."""
-    import os
-
-    from modelgit import decisions
-    from modelgit.errors import ModelgitError
-
-    wanted = [mid for mid, model in snapshot.models.items()
-              if decisions.effective_policy(snapshot, model).get("auto_upgrade") and not model.retired]
-    if not wanted:
-        return []
-    settings = snapshot.settings.spec if snapshot.settings is not None else None
-    configured = tracking_url or os.environ.get("MODELGIT_TRACKING_URL") or (
-        settings is not None and settings.tracking is not None and settings.tracking.url)
-    if not configured and not (repo.git_dir / "modelgit" / "usage.sqlite").exists():
-        skipped.extend({"model": mid, "version": None,
-                        "reason": "policy.auto_upgrade is on but no usage database is configured "
-                                  "(--tracking-url, MODELGIT_TRACKING_URL or tracking.url)"} for mid in wanted)
-        return []
-    from modelgit.cli_learning import open_tracker
-
-    verdicts = []
-    with open_tracker(repo, snapshot, tracking_url) as tracker:
-        usages = {mid: decisions.model_usage(repo, tracker, mid, ref) for mid in wanted}
-    for mid in wanted:
-        for verdict in (decisions.decide_auto_rollback(snapshot, usages[mid], mid),
-                        decisions.decide_auto_upgrade(snapshot, usages[mid], mid)):
-            if verdict.decision == "hold":
-                continue
-            if propose:
-                try:
-                    verdict = decisions.propose(repo, snapshot, usages[mid], verdict, validator=validator)
-                except ModelgitError as exc:  # the branch exists: proposed on an earlier run
-                    verdict = decisions.Verdict(verdict.model, verdict.decision,
-                                                f"{verdict.reason} (not proposed: {exc.message})",
-                                                verdict.evidence, verdict.action, verdict.version, verdict.split)
-            verdicts.append(verdict)
-            break  # a rollback comes first; never both for one model in one run
-    return verdicts
