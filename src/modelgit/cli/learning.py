@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from modelgit.cli._render import emit_json, fmt
 from modelgit.errors import EXIT_OK, UsageError
 
 TRACKING_HELP = ("Usage database (sqlite:///PATH or postgresql+psycopg://…); default: MODELGIT_TRACKING_URL, "
@@ -26,10 +27,6 @@ def _since(text: str | None) -> _dt.date | None:
         return _dt.date.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--since '{text}' is not a date", hint="write it as YYYY-MM-DD") from None
-
-
-def _fmt(value: Any, spec: str = ".4g") -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> None:
@@ -53,9 +50,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         result = api.usage(repo, model, task=task, since=day, ref=ref, tracking_url=tracking_url)
         data = result.as_dict()
         if as_json:
-            from modelgit.cli import _emit_json
-
-            _emit_json(data)
+            emit_json(data)
             return EXIT_OK
         any_rows = False
         for entry in data["models"]:
@@ -68,11 +63,11 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
                 for arm in phase["arms"]:
                     q, s = arm["quality"] or {}, arm["satisfaction"] or {}
                     lat = arm["latency_ms"]
-                    ci = (f"[{_fmt(q.get('low'))}, {_fmt(q.get('high'))}]" if q else "")
+                    ci = (f"[{fmt(q.get('low'))}, {fmt(q.get('high'))}]" if q else "")
                     click.echo(f"  {arm['version']:<16} {arm['task'] or '-':<12} n={arm['n']:<8} "
-                               f"quality={_fmt(q.get('mean'))} {ci:<22} satisfaction={_fmt(s.get('mean'))} "
-                               f"p50={_fmt(lat['p50'], '.1f')}ms p95={_fmt(lat['p95'], '.1f')}ms "
-                               f"tokens={_fmt((arm['tokens'] or {}).get('mean'), '.1f')}")
+                               f"quality={fmt(q.get('mean'))} {ci:<22} satisfaction={fmt(s.get('mean'))} "
+                               f"p50={fmt(lat['p50'], '.1f')}ms p95={fmt(lat['p95'], '.1f')}ms "
+                               f"tokens={fmt((arm['tokens'] or {}).get('mean'), '.1f')}")
         if not any_rows:
             click.echo("no usage recorded" + (f" for {model}" if model else ""))
         return EXIT_OK
@@ -90,9 +85,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
 
         result = api.recommend(obj.repo(), ref, provider=provider, tracking_url=tracking_url)
         if as_json:
-            from modelgit.cli import _emit_json
-
-            _emit_json(result.as_dict())
+            emit_json(result.as_dict())
             return EXIT_OK
         for item in result.recommendations:
             mark = "upgrade" if item["recommended"] else "keep"
@@ -122,9 +115,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
                                            min_quality_improvement=extra.get("min_quality_improvement"),
                                            propose=propose, push=push, tracking_url=tracking_url)
             if as_json:
-                from modelgit.cli import _emit_json
-
-                _emit_json(verdict.as_dict())
+                emit_json(verdict.as_dict())
                 return EXIT_OK
             click.echo(f"{verdict.decision}: {model}: {verdict.reason}")
             if verdict.branch:

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from modelgit.cli._render import emit_json
 from modelgit.errors import EXIT_OK, UsageError
 
 
@@ -38,9 +39,7 @@ def run_proposal(obj: Any, action: str, model: str, *, version: str | None = Non
                           on_current_branch=on_current_branch, push=push, dry_run=dry_run, **params)
     proposal = outcome.proposal
     if as_json:
-        from modelgit.cli import _emit_json
-
-        _emit_json(outcome.as_dict())
+        emit_json(outcome.as_dict())
         return EXIT_OK
     if dry_run:
         click.echo(outcome.diff, nl=False)

@@ -1,34 +1,15 @@
-"""CLI verbs for evaluation: eval, compare, ci."""
+"""CLI verbs for evaluation: eval, compare, ci, check-upgrades."""
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from modelgit.cli._render import emit_json, progress_bar
 from modelgit.errors import EXIT_INVALID, EXIT_OK
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on an interactive terminal; nothing in CI or when piped."""
-    if os.environ.get("CI") or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> None:
@@ -50,13 +31,11 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         lists it)."""
         from modelgit import api
 
-        with _progress(f"eval {model}:{version}") as progress:
+        with progress_bar(f"eval {model}:{version}") as progress:
             result = api.evaluate(obj.repo(), model, version, ref, metrics=metrics, batch_size=batch_size,
                                   force=force, progress=progress)
         if as_json:
-            from modelgit.cli import _emit_json
-
-            _emit_json(result.as_dict())
+            emit_json(result.as_dict())
             return EXIT_OK
         click.echo(f"{model}:{version} on {result.rows} rows of {result.dataset}"
                    + (" (stored result reused: same artifact and dataset digests)" if result.reused else ""))
@@ -138,9 +117,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
 
         result = api.check_upgrades(obj.repo(), ref, propose=propose, tracking_url=tracking_url)
         if as_json:
-            from modelgit.cli import _emit_json
-
-            _emit_json(result.as_dict())
+            emit_json(result.as_dict())
             return EXIT_OK
         from modelgit.errors import printable
 
