@@ -111,3 +111,9 @@ def test_init_writes_a_registry_that_validates(tmp_path) -> None:  # type: ignor
     result = api.init(tmp_path / "new")
     assert result.committed is not None
     assert api.validate(tmp_path / "new").valid
+
+
+def test_usage_takes_since_as_a_date_or_its_text(example_repo: Repo) -> None:
+    with pytest.raises(UsageError) as caught:
+        api.usage(example_repo.root, MODEL, since="last week")
+    assert (caught.value.message, caught.value.hint) == ("since 'last week' is not a date", "write it as YYYY-MM-DD")

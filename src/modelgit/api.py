@@ -392,7 +392,7 @@ def diff(repo: str | os.PathLike[str] | GitRepo, base: str = "HEAD~1", head: str
     loader = Loader(open_repo(repo))
     old = loader.load(base)
     new = loader.load(head, worktree=worktree)
-    changes = registry_changes(views._states(old), views._states(new))
+    changes = registry_changes(views.model_states(old), views.model_states(new))
     return DiffResult(old.commit, new.commit, tuple(changes))
 
 
@@ -834,8 +834,9 @@ def auto_rollback(repo: str | os.PathLike[str] | GitRepo, model: str, ref: str =
 
 
 def usage(repo: str | os.PathLike[str] | GitRepo, model: str | None = None, task: str | None = None,
-          since: date | None = None, ref: str = "HEAD", tracking_url: str | None = None) -> UsageReport:
-    """Observed usage of ``model`` (or every model) per phase, version and task, from ``since`` on.
+          since: date | str | None = None, ref: str = "HEAD", tracking_url: str | None = None) -> UsageReport:
+    """Observed usage of ``model`` (or every model) per phase, version and task, from ``since`` on
+    (a date, or its ISO text YYYY-MM-DD).
     A phase starts at each commit of ``ref``'s history that changes the model's split or statuses.
 
     >>> api.usage(".", "calling_score").models[0].phases[-1].split      # doctest: +SKIP
@@ -844,6 +845,11 @@ def usage(repo: str | os.PathLike[str] | GitRepo, model: str | None = None, task
     from modelgit.decisions import model_usage
     from modelgit.snapshot import Loader
 
+    if isinstance(since, str):
+        try:
+            since = date.fromisoformat(since)
+        except ValueError:
+            raise UsageError(f"since '{since}' is not a date", hint="write it as YYYY-MM-DD") from None
     git = open_repo(repo)
     snapshot = Loader(git).load(ref)
     if model is not None:
