@@ -93,11 +93,39 @@ versions:
 @pytest.mark.parametrize("model_id", [
     "..%2F..%2Fetc%2Fpasswd", "calling_score%2F..%2F..%2Fmodelgit", "%2e%2e/registry/modelgit",
     "calling_score/..%2Foutcome_prediction", "Calling_Score", "nope", "calling_score.yaml", "-x", "a" * 200,
+    "%2Fcalling_score", "calling%0A_score",
 ])
 def test_ids_that_name_no_model_are_404(example_repo: Repo, model_id: str) -> None:
     page = _client(example_repo).get(f"/models/{model_id}")
     assert page.status_code == 404
-    assert page.json() == {"detail": "no such model"}
+    assert page.json() in ({"detail": "no such model"}, {"detail": "Not Found"})  # "\n" matches no route
+    assert "<html" not in page.text
+
+
+def test_pages_read_the_servers_shared_context_when_there_is_one(example_repo: Repo) -> None:
+    """With ``app.state.context`` (the server's ServerContext: repo, ref, the hot-reloaded
+    ``snapshot.current``, tracker) the pages show its snapshot, not the ref's newest commit."""
+    from types import SimpleNamespace
+
+    from fastapi import FastAPI
+
+    from modelgit.gitstore import GitRepo
+    from modelgit.server.dashboard import router
+    from modelgit.snapshot import Loader
+
+    repo = GitRepo.discover(example_repo.root)
+    served = Loader(repo).load("HEAD")
+    ramp_calling_score(example_repo)  # the ref moves on; the context still serves the old commit
+    app = FastAPI()
+    app.include_router(router)
+    app.state.context = SimpleNamespace(repo=repo, ref="main", snapshot=SimpleNamespace(current=served),
+                                        tracker=None)
+    client = TestClient(app)
+    index = client.get("/").text
+    assert f'at <code title="{served.commit}">' in index
+    assert "v1.0-hybrid 90%" in index and "v1.0-hybrid 80%" not in index
+    page = client.get("/models/calling_score").text
+    assert page.count('<li class="commit">') == 1  # the history of the served commit
 
 
 def test_an_invalid_model_file_is_listed_with_its_findings(example_repo: Repo) -> None:

@@ -118,9 +118,10 @@ def test_dashboard_in_chromium(served: tuple[str, Repo], tmp_path: Path) -> None
                     box = segments.nth(i).bounding_box()
                     assert box is not None and box["height"] > 10
                     assert box["width"] / bar["width"] == pytest.approx(percent / 100, abs=0.01)
-                for v in doc["versions"]:
-                    assert row.locator(f"text={v['version']} {v['status']}").count() \
-                        or v["status"] in row.inner_text()
+                items = row.locator("ul.versions li")
+                assert [" ".join(items.nth(i).inner_text().split()) for i in range(items.count())] == [
+                    " ".join([v["version"], v["status"], *([f"weight {v['weight']:g}"] if "weight" in v else [])])
+                    for v in doc["versions"]]
             _save(page, "dashboard.png", tmp_path)
 
             page.click('a[href="/models/calling_score"]')
@@ -129,7 +130,8 @@ def test_dashboard_in_chromium(served: tuple[str, Repo], tmp_path: Path) -> None
             commits = repo.git("log", "--format=%s", "--", "registry/models/calling_score.yaml").splitlines()
             entries = page.locator("#history li.commit")
             assert [entries.nth(i).locator(".subject").inner_text() for i in range(entries.count())] == commits
-            assert "traffic v1.0-hybrid" in entries.nth(0).inner_text() or "80" in entries.nth(0).inner_text()
+            assert entries.nth(0).locator(".changes li").all_inner_texts() == [
+                "traffic 90/10 → 80/20 (v1.0-hybrid/v2.0-real)"]  # the change ramp_calling_score made
             charts = page.locator("figure.chart svg")
             assert charts.count() == 2  # quality and latency
             for i in range(2):

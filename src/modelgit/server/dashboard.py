@@ -37,7 +37,7 @@ router = APIRouter()
 
 # The model-id grammar of spec.Model.name (and proposals.MODEL_ID): lower-case path segments, no
 # '..', no leading '/': an id that fails it cannot name a file under registry/models/.
-_MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
+_MODEL_ID = re.compile(r"[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*")  # fullmatch: no "\n" after "$"
 
 # Colour per version by its place in the model file (release order), so a version keeps its colour
 # in the split bar, the usage charts and the comparison. Chosen to stay apart for colour-blind eyes.
@@ -63,21 +63,17 @@ _lock = threading.Lock()
 
 
 def _context(request: Request) -> Source:
-    """The one place that knows where the server keeps its state: the server's shared context
-    (``app.state.context``: ``repo``, ``ref``, ``snapshot`` and ``tracker``) when there is one,
-    else ``app.state.repo_path``/``ref``/``tracking_url`` (a bare app, as in the tests)."""
+    """The one place that knows where the server keeps its state: the server's
+    :class:`~modelgit.server.context.ServerContext` (``app.state.context``: ``repo``, ``ref``, the
+    hot-reloaded ``snapshot.current`` and ``tracker``) when there is one, else
+    ``app.state.repo_path``/``ref``/``tracking_url`` (a bare app with only this router)."""
     state = request.app.state
     context = getattr(state, "context", None)
     if context is not None:
-        repo = getattr(context, "repo", None) or GitRepo.discover(context.repo_path)
-        snapshot = getattr(context, "snapshot", None)
-        if callable(snapshot):
-            snapshot = snapshot()
-        ref = getattr(context, "ref", "HEAD")
-        if snapshot is None:
-            snapshot = Loader(repo).load(ref)
-        return Source(repo, ref, snapshot, getattr(context, "tracker", None))
-    with _lock:  # one loader and one tracker per app, made on first use
+        live = context.snapshot
+        snapshot = live.current if hasattr(live, "current") else live
+        return Source(context.repo, context.ref, snapshot, getattr(context, "tracker", None))
+    with _lock:  # one loader and one tracker per app, made on first use; a Loader is not thread-safe
         loader = getattr(state, "dashboard_loader", None)
         if loader is None:
             loader = state.dashboard_loader = Loader(GitRepo.discover(getattr(state, "repo_path", ".")))
@@ -87,8 +83,9 @@ def _context(request: Request) -> Source:
             from modelgit.tracking import Tracker
 
             tracker = state.tracker = Tracker(url)
-    ref = getattr(state, "ref", None) or "HEAD"
-    return Source(loader.repo, ref, loader.load(ref), tracker)
+        ref = getattr(state, "ref", None) or "HEAD"
+        snapshot = loader.load(ref)
+    return Source(loader.repo, ref, snapshot, tracker)
 
 
 # -- pure geometry ----------------------------------------------------------------------------------
@@ -246,10 +243,21 @@ def _usage_values(tracker: Any, model_id: str) -> tuple[dict[str, dict[date, flo
     return quality, latency, totals
 
 
-# Comparisons run onnxruntime over the evaluation set and a bootstrap: kept per (commit, model,
-# versions), as a commit's files never change. Bounded so a long-lived server does not grow.
-_compare_cache: OrderedDict[tuple[str | None, str, str, str], dict[str, Any]] = OrderedDict()
-_COMPARE_CACHE_SIZE = 64
+# Evaluations run onnxruntime over the evaluation set (and comparisons a bootstrap): kept per commit
+# and model, as a commit's files never change (the working tree, commit None, is never cached).
+# Bounded so that a long-lived server does not grow.
+_compare_cache: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+_upgrades_cache: OrderedDict[Any, Any] = OrderedDict()
+_CACHE_SIZE = 64
+
+
+def _remember(cache: OrderedDict[Any, Any], key: tuple[Any, ...], value: Any) -> None:
+    if key[0] is None:
+        return
+    with _lock:
+        cache[key] = value
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
 
 
 def _comparison(snapshot: Snapshot, root: Path, model_id: str) -> tuple[dict[str, Any] | None, str]:
@@ -283,10 +291,7 @@ def _comparison(snapshot: Snapshot, root: Path, model_id: str) -> tuple[dict[str
         report = compare_results(model, settings, r1, r2)
     except ModelgitError as exc:
         return None, f"no evaluation: {exc.message}"
-    with _lock:
-        _compare_cache[key] = report
-        while len(_compare_cache) > _COMPARE_CACHE_SIZE:
-            _compare_cache.popitem(last=False)
+    _remember(_compare_cache, key, report)
     return report, ""
 
 
@@ -298,14 +303,24 @@ def _recommendations(source: Source, model_id: str) -> tuple[list[dict[str, Any]
 
     one = dataclasses.replace(source.snapshot, files={model_id: source.snapshot.files[model_id]})
     note = ""
-    try:
-        evaluated, skipped = check_upgrades(one, source.repo.root)
-    except ModelgitError as exc:
-        evaluated, skipped, note = [], [], f"evaluation failed: {exc.message}"
+    key = (source.snapshot.commit, model_id)
+    with _lock:
+        cached = _upgrades_cache.get(key)
+    if cached is not None:
+        evaluated, skipped = cached
+    else:
+        try:
+            evaluated, skipped = check_upgrades(one, source.repo.root)
+        except ModelgitError as exc:
+            evaluated, skipped, note = [], [], f"evaluation failed: {exc.message}"
+        else:
+            _remember(_upgrades_cache, key, (evaluated, skipped))
+    evaluated = [dict(item) for item in evaluated]  # recommend's items must not alias the cache
     usages = {}
     if source.tracker is not None:
         try:
-            usages[model_id] = model_usage(source.repo, source.tracker, model_id, source.ref)
+            usages[model_id] = model_usage(source.repo, source.tracker, model_id,
+                                           source.snapshot.commit or source.ref)
         except ModelgitError as exc:
             note = f"usage unavailable: {exc.message}"
     found = recommend(one, usages, evaluated)
@@ -343,7 +358,7 @@ def index(request: Request) -> HTMLResponse:
 
 @router.get("/models/{model_id:path}", response_class=HTMLResponse, include_in_schema=False)
 def model_page(request: Request, model_id: str) -> HTMLResponse:
-    if len(model_id) > 128 or not _MODEL_ID.match(model_id) or ".." in model_id:
+    if len(model_id) > 128 or not _MODEL_ID.fullmatch(model_id) or ".." in model_id:
         raise HTTPException(status_code=404, detail="no such model")
     source = _context(request)
     parsed = source.snapshot.files.get(model_id)
@@ -352,7 +367,9 @@ def model_page(request: Request, model_id: str) -> HTMLResponse:
     from modelgit.views import history
 
     row = _model_row(model_id, parsed)
-    commits = history(source.repo, model_id, source.ref, limit=50)["commits"]
+    # The served commit, not the ref: the ref may have moved to a commit the server refused.
+    served = source.snapshot.commit or source.ref
+    commits = history(source.repo, model_id, served, limit=50)["commits"]
     data: dict[str, Any] = {"ref": source.ref, "commit": source.snapshot.commit, "m": row, "history": commits,
                             "tracker": source.tracker is not None}
     if not row["invalid"]:
