@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader
 
@@ -358,12 +358,14 @@ def index(request: Request) -> HTMLResponse:
 
 @router.get("/models/{model_id:path}", response_class=HTMLResponse, include_in_schema=False)
 def model_page(request: Request, model_id: str) -> HTMLResponse:
-    if len(model_id) > 128 or not _MODEL_ID.fullmatch(model_id) or ".." in model_id:
-        raise HTTPException(status_code=404, detail="no such model")
     source = _context(request)
+    if len(model_id) > 128 or not _MODEL_ID.fullmatch(model_id) or ".." in model_id:
+        return _render("not_found.html", 404, ref=source.ref, commit=source.snapshot.commit,
+                       message="That is not a model id: ids are lower-case path segments like 'team/model'.")
     parsed = source.snapshot.files.get(model_id)
     if parsed is None:
-        raise HTTPException(status_code=404, detail="no such model")
+        return _render("not_found.html", 404, ref=source.ref, commit=source.snapshot.commit,
+                       message=f"There is no model '{model_id}' in the registry at this commit.")
     from modelgit.views import history
 
     row = _model_row(model_id, parsed)
