@@ -8,7 +8,7 @@ LOCK := constraints.txt
 # No build isolation: the build backend (setuptools) comes from the lock too.
 PIP_LOCKED = $(1)/python -m pip install --quiet --no-build-isolation -c $(LOCK)
 
-.PHONY: demo test test-latest lint bench example lock dist wheelhouse clean services
+.PHONY: demo test test-latest lint bench example lock dist wheelhouse clean services browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,19 @@ services:
 	  { $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y --no-install-recommends postgresql; } || \
 	  { echo "warning: could not install postgresql; the PostgreSQL tests will be skipped"; [ -z "$$CI" ]; }; \
+	fi
+
+# The browser the dashboard test drives (tests/test_dashboard_browser.py): Debian's `chromium`, run by
+# Playwright through its executable path, so `playwright install` (a browser download) is never
+# needed. Installed with apt-get only when it is missing; the test skips (and says so) without it.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then \
+	  echo "chromium: $(CHROMIUM)"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends chromium; \
 	fi
 
 # Refresh the lock from pyproject.toml's extras (and the tools above), for every platform.
