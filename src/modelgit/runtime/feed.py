@@ -363,7 +363,7 @@ class HttpFeed:
         self._accepted: str | None = last
         self._last_seen: str | None = None  # server sha of the incoming candidate
         incoming = repo.try_resolve(self._incoming)
-        if incoming is not None:
+        if incoming is not None and not allow_reset:  # a reset asks for the whole snapshot again
             self._last_seen = self.shown(incoming)
 
     @classmethod
