@@ -417,3 +417,27 @@ def test_the_artifact_cache_is_content_addressed_and_shared(server, tmp_path: Pa
     assert len(list(cache.glob("feed-*"))) == 2
     assert hashlib.sha256((cache / "artifacts" / sha).read_bytes()).hexdigest() == sha
     assert set(_answers(other, [1, 2])) == {1, 2}
+
+
+def test_an_unchanged_poll_runs_no_git_and_a_new_commit_shows_after_the_recheck(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = standard(make_repo(tmp_path / "server"))
+    first = reg.commit("first")
+    app = feed_app(reg.repo.root, recheck=0.5)
+    with serve(app) as url, httpx.Client() as client:
+        assert client.get(url + "/api/snapshot").status_code == 200
+        runs: list[list[str]] = []
+        real = gitstore._run
+        monkeypatch.setattr(gitstore, "_run", lambda args, cwd, **kw: runs.append(args) or real(args, cwd, **kw))
+        polls = [client.get(url + "/api/snapshot", headers={"If-None-Match": f'"{first}"'}) for _ in range(20)]
+        assert {p.status_code for p in polls} == {304}
+        assert len(runs) <= 1  # at most one `rev-parse` of the ref per recheck period
+        reg.model("score", [V("v1", "active", k=1), V("v2", "staging", k=2)], {"v1": 50, "v2": 50})
+        second = reg.commit("50/50")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            answer = client.get(url + "/api/snapshot", headers={"If-None-Match": f'"{first}"'})
+            if answer.status_code == 200:
+                break
+            time.sleep(0.05)
+        assert answer.status_code == 200 and answer.json()["commit"] == second

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from modelgit.errors import ModelgitError, UsageError
@@ -101,6 +102,13 @@ class Publisher:
         finally:
             self._lock.release()
         return self.published
+
+    def fresh(self) -> Published | None:
+        """What is published, if it was checked within ``recheck`` seconds (no git, no lock)."""
+        published = self.published
+        if published is not None and time.monotonic() - self._checked < self.recheck:
+            return published
+        return None
 
     def descends(self, since: str | None, commit: str) -> bool | None:
         if since is None:
@@ -181,8 +189,15 @@ def feed_target(request: Request) -> tuple[GitRepo, str]:
     if repo is None:
         raise UsageError("the app has no repository to feed (app.state.context or app.state.repo_path)")
     if not isinstance(repo, GitRepo):
-        repo = GitRepo.discover(Path(repo))
+        # Discovered once per path (two git processes): not on every poll.
+        found = _DISCOVERED.get(str(repo))
+        if found is None:
+            found = _DISCOVERED[str(repo)] = GitRepo.discover(Path(repo))
+        repo = found
     return repo, ref
+
+
+_DISCOVERED: dict[str, GitRepo] = {}
 
 
 _CREATE = threading.Lock()
@@ -222,12 +237,49 @@ def _ascii(text: str, limit: int = 200) -> str:
     return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:limit]
 
 
+def _headers(publisher: Publisher, published: Published) -> dict[str, str]:
+    headers = {"ETag": f'"{published.commit}"', "Cache-Control": "no-cache", FEED_HEADER: str(FORMAT),
+               "X-Modelgit-Commit": published.commit}
+    if publisher.tip_problem and publisher.tip:
+        headers["X-Modelgit-Tip"] = publisher.tip
+        headers["X-Modelgit-Tip-Refused"] = _ascii(publisher.tip_problem)
+    return headers
+
+
+def _not_modified(request: Request, ref: str | None) -> Response | None:
+    """The 304 of a poll whose ETag names what is published, from memory alone (no git, no
+    thread hop), or None when the full path must answer."""
+    tag = request.headers.get("if-none-match")
+    publishers = getattr(request.app.state, "feed_publishers", None)
+    if not tag or not publishers:
+        return None
+    holder = getattr(request.app.state, "context", None) or request.app.state
+    path = getattr(holder, "repo", None) or getattr(holder, "repo_path", None)
+    repo = path if isinstance(path, GitRepo) else _DISCOVERED.get(str(path))
+    served = getattr(holder, "ref", None) or "main"
+    if repo is None or (ref or served) != served:
+        return None
+    publisher = publishers.get((str(repo.git_dir), served))
+    published = publisher.fresh() if publisher is not None else None
+    if published is None or not _matches(tag, f'"{published.commit}"'):
+        return None
+    return Response(status_code=304, headers=_headers(publisher, published))
+
+
 @router.get("/api/snapshot", summary="The validated registry at the served ref, for replicas",
             responses={304: {"description": "Not modified (If-None-Match names the commit served)"},
                        404: {"description": "Unknown or unfed ref"},
                        503: {"description": "The ref has no valid commit yet"}})
-def snapshot(request: Request, ref: str | None = Query(None, max_length=200),
-             since: str | None = Query(None, pattern=_HEX)) -> Response:
+async def snapshot(request: Request, ref: str | None = Query(None, max_length=200),
+                   since: str | None = Query(None, pattern=_HEX)) -> Response:
+    # Most polls are 304s answered from memory; anything that may run git goes to a thread.
+    fast = _not_modified(request, ref)
+    if fast is not None:
+        return fast
+    return await run_in_threadpool(_snapshot, request, ref, since)
+
+
+def _snapshot(request: Request, ref: str | None, since: str | None) -> Response:
     try:
         name = check_feed_ref(ref or feed_target(request)[1])
         publisher = _publisher(request, name)
@@ -241,13 +293,8 @@ def snapshot(request: Request, ref: str | None = Query(None, max_length=200),
     if published is None:
         return _problem(503, f"no commit of '{name}' validates yet: {_ascii(publisher.tip_problem or '', 300)}",
                         **{"Retry-After": "5"})
-    etag = f'"{published.commit}"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache", FEED_HEADER: str(FORMAT),
-               "X-Modelgit-Commit": published.commit}
-    if publisher.tip_problem and publisher.tip:
-        headers["X-Modelgit-Tip"] = publisher.tip
-        headers["X-Modelgit-Tip-Refused"] = _ascii(publisher.tip_problem)
-    if _matches(request.headers.get("if-none-match"), etag):
+    headers = _headers(publisher, published)
+    if _matches(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
     try:
         descends = publisher.descends(since, published.commit)
