@@ -135,6 +135,10 @@ def test_a_force_push_back_in_time_is_refused_even_after_a_restart(server, tmp_p
     assert first[:12] in refused["reason"] and second[:12] in refused["reason"]
     assert _answers(replica, [1, 2]) == Counter({2: len(KEYS)})
     assert replica.reload() is False and len(replica.info()["refused"]) == 1  # judged once
+    reg.repo.git("reset", "-q", "--hard", second)  # forward again to what the replica serves
+    assert replica.reload() is False and replica.commit == second
+    reg.repo.git("reset", "-q", "--hard", first)
+    assert replica.reload() is False and len(replica.info()["refused"]) == 1
     replica.close()
     # a new process on the same cache starts from what it served, and refuses the old tip again
     again = Registry.open(url, ref="main", cache_dir=cache)

@@ -448,7 +448,9 @@ class HttpFeed:
             self.not_modified += 1
             return
         wire, texts = parse_snapshot(b"".join(chunks), self.ref, self.limits)
-        if since is not None and wire.descends is not True:
+        if since is not None and wire.commit == since and self._accepted is not None:
+            local = self._accepted  # back to what serves (after a refused tip): nothing new
+        elif since is not None and wire.descends is not True:
             # Back in time, another history, or a `since` the server does not know: a commit that
             # does not descend from what serves, so the Reloader refuses it for good; nothing is
             # downloaded for it.
