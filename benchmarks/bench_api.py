@@ -6,12 +6,12 @@
    2 workers (``--workers``; the app comes from this file's ``make_app`` factory, an import string
    as uvicorn's workers need): p50/p99 of a 304 snapshot poll (``If-None-Match`` = the commit) and
    of a full 200 snapshot, one keep-alive connection, sequential.
-2. The requests/s the server sustains: ``--threads`` client threads polling 304s for ``--seconds``
-   (the Python client shares one GIL: the figure is a lower bound of the server's capacity).
+2. The requests/s the server sustains: ``--clients`` processes of ``--threads`` keep-alive client
+   threads polling 304s for ``--seconds`` (clients and server share the machine: a lower bound).
 3. ``--replicas`` runtime replicas (``Registry.open("http://…")`` in threads of this process,
    each with its own cache, ``watch(interval, jitter=0.1)``) on a registry of ``--replica-models``
    models: the time from a new commit on the server until every replica serves it, and the polls
-   per second they made meanwhile.
+   per second they made meanwhile; and one replica alone, its reload of a new commit timed.
 
 ``GET /api/model-versions/…/current`` belongs to the API app built beside this one and is not
 measured here: only the snapshot endpoints are. Bounded: every phase has a count and a deadline;
@@ -145,7 +145,8 @@ def latencies(url: str, count: int, etag: str | None, deadline: float) -> list[f
     return times
 
 
-def throughput(url: str, etag: str, threads: int, seconds: float) -> tuple[float, int]:
+def poll_for(url: str, etag: str, seconds: float, threads: int) -> tuple[int, int]:
+    """(304 answers, other outcomes) of ``threads`` keep-alive clients polling for ``seconds``."""
     import httpx
 
     counts = [0] * threads
@@ -163,13 +164,27 @@ def throughput(url: str, etag: str, threads: int, seconds: float) -> tuple[float
                 except httpx.HTTPError:
                     errors[0] += 1
 
-    began = time.perf_counter()
     workers = [threading.Thread(target=poll, args=(i,)) for i in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    return sum(counts) / (time.perf_counter() - began), errors[0]
+    return sum(counts), errors[0]
+
+
+def throughput(url: str, etag: str, processes: int, threads: int, seconds: float) -> tuple[float, int]:
+    """304 polls/s the server answered to ``processes`` client processes x ``threads`` threads (a
+    Python client in one process is bounded by its own GIL before the server is)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    began = time.perf_counter()
+    children = [subprocess.Popen([sys.executable, __file__, "--poll-worker", url, etag, str(seconds), str(threads)],
+                                 stdout=subprocess.PIPE, text=True, env=env) for _ in range(processes)]
+    total = errors = 0
+    for child in children:
+        out, _ = child.communicate(timeout=seconds + 60)
+        done, failed = map(int, out.split())
+        total, errors = total + done, errors + failed
+    return total / (time.perf_counter() - began), errors
 
 
 def replicas(url: str, repo: Path, count: int, interval: float, workdir: Path, rounds: int) -> list[str]:
@@ -187,6 +202,17 @@ def replicas(url: str, repo: Path, count: int, interval: float, workdir: Path, r
     for thread in threads:
         thread.join()
     lines = [f"{count} replicas opened (first snapshot, state built) in {time.perf_counter() - began:.1f} s"]
+    one = Registry.open(url, ref="main", cache_dir=workdir / "replica-alone")
+    took = []
+    for step in range(5):
+        new = change(repo, 100 + step)
+        time.sleep(1.1)  # the server re-checks its ref once a second
+        began = time.perf_counter()
+        assert one.reload() is True and one.commit == new
+        took.append(time.perf_counter() - began)
+    one.close()
+    lines.append(f"one replica alone: poll + snapshot to git + validate + swap of a new commit: "
+                 f"median {statistics.median(took) * 1000:.0f} ms")
     regs = [r for r in opened if r is not None]
     assert len(regs) == count
     for reg in regs:
@@ -221,13 +247,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--polls", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=4, help="client processes for the throughput phase")
+    parser.add_argument("--poll-worker", nargs=4, metavar=("URL", "ETAG", "SECONDS", "THREADS"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--replicas", type=int, default=100)
     parser.add_argument("--replica-models", type=int, default=20)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.poll_worker:
+        url, etag, seconds, threads = args.poll_worker
+        print(*poll_for(url, etag, float(seconds), int(threads)))
+        return 0
     os.environ.update(ENV)
     work = Path(tempfile.mkdtemp(prefix="modelgit-bench-api-"))
     big = build_repo(work / "big", args.models)
@@ -246,9 +279,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({len(not_modified)} sequential requests)")
         print(f"200 full snapshot: p50 {pct(full, 0.5) * 1000:.1f} ms, p99 {pct(full, 0.99) * 1000:.1f} ms "
               f"({len(full)} requests); ratio p50 full/304 {pct(full, 0.5) / pct(not_modified, 0.5):.0f}x")
-        rate, errors = throughput(server.url, etag, args.threads, args.seconds)
-        print(f"sustained: {rate:,.0f} 304 polls/s from {args.threads} client threads for {args.seconds:g} s "
-              f"({errors} errors; the client's GIL bounds this)")
+        rate, errors = throughput(server.url, etag, args.clients, args.threads, args.seconds)
+        print(f"sustained: {rate:,.0f} 304 polls/s from {args.clients} client processes x {args.threads} "
+              f"threads for {args.seconds:g} s ({errors} errors; clients and server share the machine's cores)")
     finally:
         server.stop()
     small = build_repo(work / "small", args.replica_models)

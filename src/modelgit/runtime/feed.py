@@ -54,7 +54,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelgit.errors import GitError, InvalidError, TransientError, UsageError, printable
+from modelgit.errors import GitError, InvalidError, ModelgitError, TransientError, UsageError, printable
 from modelgit.gitstore import INCOMING, CommitWriter, GitRepo, blob_id, init_bare_repository
 from modelgit.runtime.source import ServedMemory
 from modelgit.snapshot import MODEL_SUFFIX, MODELS_DIR, SETTINGS_PATH
@@ -274,10 +274,11 @@ def parse_snapshot(body: bytes, ref: str, limits: FeedLimits) -> tuple[WireSnaps
             texts[path] = file.data()
         except ValueError as exc:
             raise InvalidError(f"the feed's file {printable(path)!r}: {exc}") from None
+    directories = {path[:i] for path in (*texts, *wire.artifacts) for i, ch in enumerate(path) if ch == "/"}
     total = 0
     for path, artifact in wire.artifacts.items():
         check_path(path, text_file=False)
-        if path in texts or any(other.startswith(path + "/") for other in (*texts, *wire.artifacts)):
+        if path in texts or path in directories:
             raise InvalidError(f"the feed lists {printable(path)!r} twice, or as a file and a directory")
         if artifact.size > limits.max_artifact_bytes:
             raise InvalidError(f"artifact {printable(path)!r} is {artifact.size:,} bytes, over the limit of "
@@ -387,10 +388,13 @@ class HttpFeed:
                    allow_reset=allow_reset)
         try:
             feed.refresh()
-        except (TransientError, GitError) as exc:
+        except ModelgitError as exc:
             if feed._last_seen is None:
-                raise UsageError(f"cannot read the feed {_shown(base)}: {exc.message[:300]}",
-                                 hint="check the URL and that the server runs") from None
+                if isinstance(exc, (TransientError, GitError)):
+                    raise UsageError(f"cannot read the feed {_shown(base)}: {exc.message[:300]}",
+                                     hint="check the URL and that the server runs") from None
+                raise
+            # A restart while the feed is down or answers badly: the cached snapshot serves.
             log.warning("modelgit: cannot poll %s, serving the cached snapshot: %s", _shown(base), exc.message[:200])
         return feed
 

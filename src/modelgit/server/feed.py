@@ -54,6 +54,7 @@ router = APIRouter(tags=["feed"])
 
 MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
+_UNKNOWN = object()
 _HEX = "^(?:[0-9a-f]{40}|[0-9a-f]{64})$"
 _SHA256 = "^[0-9a-f]{64}$"
 
@@ -85,6 +86,7 @@ class Publisher:
         self._checked = float("-inf")
         self._lock = threading.Lock()
         self._descends: OrderedDict[tuple[str, str], bool | None] = OrderedDict()
+        self._lock_descends = threading.Lock()
         self._sizes: dict[str, int] = {}
 
     def current(self) -> Published | None:
@@ -116,12 +118,16 @@ class Publisher:
         if since == commit:
             return True
         key = (since, commit)
-        if key not in self._descends:
-            known = self.repo.try_resolve(since)
-            self._descends[key] = None if known is None else self.repo.is_ancestor(known, commit)
+        found = self._descends.get(key, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found  # type: ignore[return-value]
+        known = self.repo.try_resolve(since)
+        answer = None if known is None else self.repo.is_ancestor(known, commit)
+        with self._lock_descends:
+            self._descends[key] = answer
             while len(self._descends) > 4096:
                 self._descends.popitem(last=False)
-        return self._descends[key]
+        return answer
 
     def artifact(self, sha256: str) -> tuple[str, str] | None:
         for published in (self.published, self.previous):
