@@ -236,7 +236,8 @@ def _matches(header: str | None, etag: str) -> bool:
 
 
 def _problem(status: int, detail: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
+    # Never kept by a cache in front: a ref that is not valid yet will be.
+    return JSONResponse({"detail": detail}, status_code=status, headers={"Cache-Control": "no-store", **headers})
 
 
 def _ascii(text: str, limit: int = 200) -> str:
