@@ -6,8 +6,9 @@
    2 workers (``--workers``; the app comes from this file's ``make_app`` factory, an import string
    as uvicorn's workers need): p50/p99 of a 304 snapshot poll (``If-None-Match`` = the commit) and
    of a full 200 snapshot, one keep-alive connection, sequential.
-2. The requests/s the server sustains: ``--clients`` processes of ``--threads`` keep-alive client
-   threads polling 304s for ``--seconds`` (clients and server share the machine: a lower bound).
+2. The requests/s the server sustains: ``--clients`` processes, each one keep-alive connection of a
+   bare socket client, polling 304s for ``--seconds`` (clients and server share the machine's
+   cores: a lower bound).
 3. ``--replicas`` runtime replicas (``Registry.open("http://…")`` in threads of this process,
    each with its own cache, ``watch(interval, jitter=0.1)``) on a registry of ``--replica-models``
    models: the time from a new commit on the server until every replica serves it, and the polls
@@ -145,46 +146,52 @@ def latencies(url: str, count: int, etag: str | None, deadline: float) -> list[f
     return times
 
 
-def poll_for(url: str, etag: str, seconds: float, threads: int) -> tuple[int, int]:
-    """(304 answers, other outcomes) of ``threads`` keep-alive clients polling for ``seconds``."""
-    import httpx
-
-    counts = [0] * threads
-    errors = [0]
+def poll_for(url: str, etag: str, seconds: float) -> tuple[int, int, list[float]]:
+    """(304 answers, other answers, latencies) of one keep-alive connection polling for
+    ``seconds`` with a bare socket client: an HTTP library in Python costs more CPU per request
+    than the server does, and would measure itself."""
+    parts = url.removeprefix("http://").split(":")
+    host, port = parts[0], int(parts[1])
+    request = (f"GET /api/snapshot?ref=main HTTP/1.1\r\nHost: {host}:{port}\r\n"
+               f"If-None-Match: {etag}\r\n\r\n").encode()
+    done = failed = 0
+    times: list[float] = []
     stop = time.monotonic() + seconds
+    with socket.create_connection((host, port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while time.monotonic() < stop:
+            began = time.perf_counter()
+            sock.sendall(request)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError("the server closed the connection")
+                head += chunk
+            times.append(time.perf_counter() - began)
+            if head.startswith(b"HTTP/1.1 304"):
+                done += 1
+            else:
+                failed += 1
+                break  # a body we do not read: stop this connection
+    return done, failed, times
 
-    def poll(slot: int) -> None:
-        with httpx.Client(timeout=30) as client:
-            while time.monotonic() < stop:
-                try:
-                    if client.get(url + "/api/snapshot", headers={"If-None-Match": etag}).status_code == 304:
-                        counts[slot] += 1
-                    else:
-                        errors[0] += 1
-                except httpx.HTTPError:
-                    errors[0] += 1
 
-    workers = [threading.Thread(target=poll, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return sum(counts), errors[0]
-
-
-def throughput(url: str, etag: str, processes: int, threads: int, seconds: float) -> tuple[float, int]:
-    """304 polls/s the server answered to ``processes`` client processes x ``threads`` threads (a
-    Python client in one process is bounded by its own GIL before the server is)."""
+def throughput(url: str, etag: str, processes: int, seconds: float) -> tuple[float, int, list[float]]:
+    """304 polls/s the server answered to ``processes`` client processes, one connection each."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     began = time.perf_counter()
-    children = [subprocess.Popen([sys.executable, __file__, "--poll-worker", url, etag, str(seconds), str(threads)],
+    children = [subprocess.Popen([sys.executable, __file__, "--poll-worker", url, etag, str(seconds)],
                                  stdout=subprocess.PIPE, text=True, env=env) for _ in range(processes)]
     total = errors = 0
+    times: list[float] = []
     for child in children:
         out, _ = child.communicate(timeout=seconds + 60)
-        done, failed = map(int, out.split())
+        head, *rest = out.splitlines()
+        done, failed = map(int, head.split())
         total, errors = total + done, errors + failed
-    return total / (time.perf_counter() - began), errors
+        times += [float(t) for t in rest]
+    return total / (time.perf_counter() - began), errors, times
 
 
 def replicas(url: str, repo: Path, count: int, interval: float, workdir: Path, rounds: int) -> list[str]:
@@ -247,10 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--polls", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--clients", type=int, default=4, help="client processes for the throughput phase")
-    parser.add_argument("--poll-worker", nargs=4, metavar=("URL", "ETAG", "SECONDS", "THREADS"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--poll-worker", nargs=3, metavar=("URL", "ETAG", "SECONDS"), help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--replicas", type=int, default=100)
     parser.add_argument("--replica-models", type=int, default=20)
@@ -258,8 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     if args.poll_worker:
-        url, etag, seconds, threads = args.poll_worker
-        print(*poll_for(url, etag, float(seconds), int(threads)))
+        url, etag, seconds = args.poll_worker
+        done, failed, times = poll_for(url, etag, float(seconds))
+        print(done, failed)
+        print("\n".join(f"{t:.6f}" for t in times[:: max(1, len(times) // 2000)]))
         return 0
     os.environ.update(ENV)
     work = Path(tempfile.mkdtemp(prefix="modelgit-bench-api-"))
@@ -279,9 +286,13 @@ def main(argv: list[str] | None = None) -> int:
               f"({len(not_modified)} sequential requests)")
         print(f"200 full snapshot: p50 {pct(full, 0.5) * 1000:.1f} ms, p99 {pct(full, 0.99) * 1000:.1f} ms "
               f"({len(full)} requests); ratio p50 full/304 {pct(full, 0.5) / pct(not_modified, 0.5):.0f}x")
-        rate, errors = throughput(server.url, etag, args.clients, args.threads, args.seconds)
-        print(f"sustained: {rate:,.0f} 304 polls/s from {args.clients} client processes x {args.threads} "
-              f"threads for {args.seconds:g} s ({errors} errors; clients and server share the machine's cores)")
+        alone = poll_for(server.url, etag, 3.0)[2]
+        print(f"304 poll, bare socket client: p50 {pct(alone, 0.5) * 1000:.2f} ms, "
+              f"p99 {pct(alone, 0.99) * 1000:.2f} ms ({len(alone)} sequential requests)")
+        rate, errors, times = throughput(server.url, etag, args.clients, args.seconds)
+        print(f"sustained: {rate:,.0f} 304 polls/s from {args.clients} client processes (one keep-alive connection "
+              f"each) for {args.seconds:g} s, p50 {pct(times, 0.5) * 1000:.2f} ms, "
+              f"p99 {pct(times, 0.99) * 1000:.2f} ms ({errors} errors; clients and server share the cores)")
     finally:
         server.stop()
     small = build_repo(work / "small", args.replica_models)
