@@ -88,6 +88,8 @@ def test_a_new_commit_is_served_after_reload_and_watch(server, tmp_path: Path) -
     finally:
         replica.close()
     assert replica.commit == third and replica.info()["refused"] == []
+    assert replica.reload() is False  # closed: the next reload reconnects
+    assert replica.info()["refused"] == []
 
 
 def test_the_server_keeps_serving_the_last_valid_commit(server, tmp_path: Path) -> None:

@@ -192,16 +192,25 @@ class _Http:
     per read and a deadline per body, gzip inflated here one bounded step at a time."""
 
     def __init__(self, base: str, limits: FeedLimits, transport: Any = None) -> None:
-        import httpx
-
         self.base = base
         self.limits = limits
-        self.client = httpx.Client(timeout=httpx.Timeout(limits.timeout), follow_redirects=False,
-                                   trust_env=False, transport=transport,
-                                   headers={"User-Agent": "modelgit-replica", "Accept-Encoding": "gzip"})
+        self._transport = transport
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The connection pool, made on first use (again after :meth:`close`)."""
+        import httpx
+
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.Client(timeout=httpx.Timeout(self.limits.timeout), follow_redirects=False,
+                                        trust_env=False, transport=self._transport,
+                                        headers={"User-Agent": "modelgit-replica", "Accept-Encoding": "gzip"})
+        return self._client
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
     def get(self, path: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
             max_bytes: int, deadline: float, sink: Any) -> tuple[int, Any]:

@@ -383,7 +383,8 @@ class Registry:
         self._reloader.watch(interval, jitter)
 
     def close(self) -> None:
-        """Stop watching (sessions are released when the registry is dropped)."""
+        """Stop watching and close a feed's connections (sessions are released when the registry
+        is dropped; ``reload()`` still works, reconnecting)."""
         self._reloader.stop()
         close = getattr(self._reloader.source, "close", None)
         if close is not None:  # a feed's HTTP connections
