@@ -4,6 +4,7 @@ and hostile servers whose snapshots must be refused while the last good state ke
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import threading
@@ -230,6 +231,7 @@ class Hostile:
         self.snapshot = snapshot
         self.blobs = blobs
         self.raw: bytes | None = None
+        self.headers: dict[str, str] = {}
         self.app = app = FastAPI()
 
         @app.get("/api/snapshot")
@@ -238,7 +240,7 @@ class Hostile:
             headers = {"ETag": etag, "X-Modelgit-Feed": "1"}
             if request.headers.get("if-none-match") == etag:
                 return Response(status_code=304, headers=headers)
-            return Response(self.raw or json.dumps(self.snapshot).encode(), headers=headers,
+            return Response(self.raw or json.dumps(self.snapshot).encode(), headers=headers | self.headers,
                             media_type="application/json")
 
         @app.get("/api/artifacts/{sha}")
@@ -277,6 +279,7 @@ def _next(snapshot: dict[str, Any], n: int = 1) -> dict[str, Any]:
     ("not-json", "not a format-1 snapshot"),
     ("other-ref", "answered for ref 'evil'"),
     ("too-big", "over the limit of"),
+    ("gzip-bomb", "over the limit of 67,108,864 bytes; stopped reading"),
 ])
 def test_a_hostile_snapshot_is_refused_and_the_last_good_keeps_serving(hostile, breakage: str,
                                                                        reason: str) -> None:
@@ -298,6 +301,10 @@ def test_a_hostile_snapshot_is_refused_and_the_last_good_keeps_serving(hostile, 
         fake.raw = b"<html>not json</html>"
     elif breakage == "other-ref":
         bad["ref"] = "evil"
+    elif breakage == "gzip-bomb":  # 65 KB on the wire, 65 MB inflated: stopped at the limit
+        fake.raw = gzip.compress(b" " * (65 * 1024 * 1024), compresslevel=9)
+        fake.headers = {"Content-Encoding": "gzip"}
+        assert len(fake.raw) < 100_000
     else:
         fake.raw = b" " * (64 * 1024 * 1024 + 10)
     fake.snapshot = bad
