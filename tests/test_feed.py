@@ -454,3 +454,13 @@ def test_an_unchanged_poll_runs_no_git_and_a_new_commit_shows_after_the_recheck(
                 break
             time.sleep(0.05)
         assert answer.status_code == 200 and answer.json()["commit"] == second
+
+
+def test_a_ref_that_disappears_keeps_the_last_valid_commit_fed(server) -> None:
+    reg, _app, url = server
+    good = reg.repo.head()
+    assert httpx.get(url + "/api/snapshot").status_code == 200
+    reg.repo.git("update-ref", "-d", "refs/heads/main")
+    answer = httpx.get(url + "/api/snapshot")
+    assert answer.status_code == 200 and answer.json()["commit"] == good
+    assert "cannot read 'main': " in answer.headers["x-modelgit-tip-refused"]

@@ -99,7 +99,14 @@ class Publisher:
             return published
         try:
             if self.published is None or time.monotonic() - self._checked >= self.recheck:
-                self._update()
+                try:
+                    self._update()
+                except ModelgitError as exc:  # git failed: what is published keeps serving
+                    if self.published is None:
+                        raise
+                    self.tip_problem = f"cannot read '{self.ref}': {exc.message[:200]}"
+                    log.warning("modelgit: the feed keeps serving %s: %s", self.published.commit[:12],
+                                self.tip_problem)
                 self._checked = time.monotonic()
         finally:
             self._lock.release()
