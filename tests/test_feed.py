@@ -463,4 +463,6 @@ def test_a_ref_that_disappears_keeps_the_last_valid_commit_fed(server) -> None:
     reg.repo.git("update-ref", "-d", "refs/heads/main")
     answer = httpx.get(url + "/api/snapshot")
     assert answer.status_code == 200 and answer.json()["commit"] == good
-    assert "cannot read 'main': " in answer.headers["x-modelgit-tip-refused"]
+    refused = answer.headers["x-modelgit-tip-refused"]
+    assert "cannot read 'main': <repository>: the repository has no commits yet" in refused
+    assert str(reg.repo.root) not in refused

@@ -248,6 +248,11 @@ def _problem(status: int, detail: str, **headers: str) -> JSONResponse:
 
 
 def _ascii(text: str, limit: int = 200) -> str:
+    """``text`` for a header or an error body: printable ASCII, bounded, and without the server's
+    repository paths (git's messages name them; a client has no business knowing them)."""
+    for repo in list(_DISCOVERED.values()):
+        for path in {str(repo.root), str(repo.git_dir)}:
+            text = text.replace(path, "<repository>")
     return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:limit]
 
 
