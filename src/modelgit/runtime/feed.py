@@ -373,7 +373,9 @@ class HttpFeed:
         self._accepted: str | None = last
         self._last_seen: str | None = None  # server sha of the incoming candidate
         incoming = repo.try_resolve(self._incoming)
-        if incoming is not None and not allow_reset:  # a reset asks for the whole snapshot again
+        # Without a commit served (first start, a reset) the whole snapshot is asked for again: the
+        # cached candidate may be the empty stand-in of a snapshot refused as going back in time.
+        if incoming is not None and last is not None:
             self._last_seen = self.shown(incoming)
 
     @classmethod
