@@ -141,6 +141,14 @@ def clone_mirror(url: str, dest: Path) -> None:
     GitRepo(dest, dest).fetch_mirror(url)
 
 
+def init_bare_repository(dest: Path) -> None:
+    """An empty bare repository at ``dest`` (a replica's feed cache); a GitError with git's words."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    proc = _run(["init", "--quiet", "--bare", "--", str(dest)], dest.parent)
+    if proc.returncode != 0:
+        raise GitError(_stderr(proc))
+
+
 def merge_file(current: bytes, base: bytes, other: bytes) -> tuple[bytes, bool]:
     """Three-way merge of one file's contents as ``git merge-file -p`` does it: the merged bytes
     and whether a conflict is left in them (marked with ``<<<<<<<``)."""
@@ -413,6 +421,21 @@ class GitRepo:
         if proc.returncode != 0:
             raise GitError(_stderr(proc))
 
+    def set_modelgit_ref(self, name: str, commit: str) -> None:
+        """Point ``name``, a ref under ``refs/modelgit/`` (a feed's quarantine), at ``commit``."""
+        if not name.startswith("refs/modelgit/") or ".." in name:
+            raise UsageError(f"'{name}' is not a modelgit ref")
+        proc = self._git("update-ref", "-m", "modelgit feed", "--end-of-options", name, commit, check=False)
+        if proc.returncode != 0:
+            raise GitError(_stderr(proc))
+
+    def commit_message(self, commit: str) -> str:
+        """The message of one commit, read with ``cat-file`` (no history walk)."""
+        proc = self._git("cat-file", "commit", "--end-of-options", commit, check=False)
+        if proc.returncode != 0:
+            raise GitError(f"{commit[:12]} is not a commit of this repository")
+        return proc.stdout.decode("utf-8", "replace").partition("\n\n")[2]
+
     def move_served_branch(self, branch: str, commit: str) -> None:
         """Point ``refs/heads/<branch>`` at ``commit``: a mirror's served branch, moved only after
         the commit was validated. A GitError when git refuses."""
@@ -452,6 +475,34 @@ class CommitWriter:
     def write_blob(self, data: bytes) -> str:
         return self.repo._git("hash-object", "-w", "--stdin", input=data).stdout.decode().strip()
 
+    def write_blobs(self, contents: Iterable[bytes]) -> list[str]:
+        """Write many blobs in one ``hash-object --stdin-paths`` round-trip (through temporary
+        files: git reads paths, not a stream of contents); their ids in order."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="modelgit-blobs-", dir=self.repo.git_dir) as tmp:
+            paths = []
+            for index, data in enumerate(contents):
+                path = Path(tmp) / str(index)
+                path.write_bytes(data)
+                paths.append(path)
+            return self.write_blob_files(paths)
+
+    def write_blob_files(self, paths: Iterable[Path]) -> list[str]:
+        """Write the files at ``paths`` (absolute, read as they are: no filters) as blobs in one
+        round-trip; their ids in order."""
+        names = [str(Path(p).resolve()) for p in paths]
+        if not names:
+            return []
+        if any("\n" in name for name in names):
+            raise UsageError("a file name with a newline cannot be written as a blob")
+        out = self.repo._git("hash-object", "-w", "--no-filters", "--stdin-paths",
+                             input=("\n".join(names) + "\n").encode("utf-8", "surrogateescape")).stdout
+        ids = out.decode().split()
+        if len(ids) != len(names):
+            raise GitError(f"git hash-object wrote {len(ids)} of {len(names)} blobs")
+        return ids
+
     def write_tree(self, base_commit: str | None, changes: Mapping[str, tuple[str, str] | None]) -> str:
         """The tree of ``base_commit`` with ``changes`` (path → (mode, blob), or None to delete)."""
         import tempfile
@@ -478,12 +529,14 @@ class CommitWriter:
                 if os.path.exists(leftover):
                     os.unlink(leftover)
 
-    def commit(self, tree: str, parents: Iterable[str], message: str) -> str:
+    def commit(self, tree: str, parents: Iterable[str], message: str,
+               env: Mapping[str, str] | None = None) -> str:
+        """A commit of ``tree`` (``env`` may set its ``GIT_AUTHOR_*``/``GIT_COMMITTER_*``)."""
         # commit-tree knows no --end-of-options; its operands are object ids made or resolved here.
         args = ["commit-tree", tree]
         for parent in parents:
             args += ["-p", parent]
-        return self.repo._git(*args, input=message.encode()).stdout.decode().strip()
+        return self.repo._git(*args, input=message.encode(), env=env).stdout.decode().strip()
 
     def create_branch(self, branch: str, commit: str) -> None:
         """Create ``refs/heads/<branch>`` atomically; a UsageError if it already exists."""

@@ -223,6 +223,13 @@ class Validator:
                                 "re-register the artifact so the signature is read from it"))
 
 
+def referenced_files(model: Model) -> list[tuple[str, str, str]]:
+    """(path, sha256, kind) of every repository file the validator checks for ``model``: the
+    artifacts of its versions that are not archived (kind ``artifact``) and its evaluation dataset
+    (``dataset``). What a replica needs besides the registry's YAML files."""
+    return [(path, sha256, kind) for path, _, sha256, kind, _ in _file_refs(model)]
+
+
 def _file_refs(model: Model) -> list[tuple[str, tuple[Any, ...], str, str, Any]]:
     """(path, json path, sha256, kind, signature) of every repo file a model relies on."""
     refs: list[tuple[str, tuple[Any, ...], str, str, Any]] = []

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelgit.errors import InputError, InvalidError, UsageError
 from modelgit.gitstore import GitRepo
@@ -46,6 +46,9 @@ from modelgit.runtime.source import LocalRef, Mirror, ServedMemory, is_url
 from modelgit.runtime.state import HostedModel, Loaded, ModelState, State, StateBuilder
 from modelgit.snapshot import Loader
 from modelgit.validate import Validator
+
+if TYPE_CHECKING:
+    from modelgit.runtime.feed import HttpFeed
 
 __all__ = ["HostedModel", "Registry"]
 
@@ -86,7 +89,7 @@ class Registry:
         repo: GitRepo,
         ref: str,
         *,
-        source: LocalRef | Mirror | None = None,
+        source: LocalRef | Mirror | HttpFeed | None = None,
         session_options: Any = None,
         providers: list[str] | None = None,
         rng: random.Random | None = None,
@@ -125,6 +128,7 @@ class Registry:
         rng: random.Random | None = None,
         allow_reset: bool = False,
         tracker: Any = None,
+        feed: bool | None = None,
     ) -> Registry:
         """Open the registry at ``ref`` of a local repository or a git URL (mirrored into
         ``cache_dir``, by default ``~/.cache/modelgit``, and fetched on every reload: fetches land
@@ -137,8 +141,24 @@ class Registry:
         tip instead, for a deliberate reset to an older or unrelated history.
 
         ``tracker`` (a :class:`modelgit.Tracker`) records the version, latency and serving commit
-        of every ``run`` off the request path; :meth:`record` attaches outcomes later."""
+        of every ``run`` off the request path; :meth:`record` attaches outcomes later.
+
+        ``repo`` may also be a ``modelgit serve`` server: the replica then polls its snapshot feed
+        (``GET /api/snapshot``) and fetches artifacts by sha256, never git (see
+        :mod:`modelgit.runtime.feed`). The rule: ``feed=True`` or a ``modelgit+http(s)://`` URL is a
+        feed; ``feed=False`` or a URL ending in ``.git`` (or ssh, file, ``git@…``) is git; any other
+        ``http(s)://`` URL is a feed when it answers ``GET <url>/api/snapshot`` as one (or a feed
+        cache of it exists), else git. ``commit`` then reports the server's commit."""
         text = os.fspath(repo)
+        if is_url(text) and not Path(text).exists() and feed is not False:
+            from modelgit.runtime import feed as feeds
+
+            if feed or feeds.is_feed_url(text):
+                source = feeds.open_if_feed(text, ref, cache_dir, explicit=bool(feed) or text.startswith(
+                    feeds.SCHEME_PREFIX), allow_reset=allow_reset)
+                if source is not None:
+                    return cls(source.repo, ref, source=source, session_options=session_options,
+                               providers=providers, rng=rng, allow_reset=allow_reset, tracker=tracker)
         if is_url(text) and not Path(text).exists():
             mirror = Mirror.open(text, ref, cache_dir)
             return cls(mirror.repo, ref, source=mirror, session_options=session_options, providers=providers,
@@ -253,7 +273,8 @@ class Registry:
             outputs, version = self._answer_after_failure(state, model, loaded, inputs, output_names, exc,
                                                           run_options)
         self._tracker.record(model.partition(":")[0], version, latency_ms=(perf_counter() - began) * 1000.0,
-                             task=task, user=user, request_id=request_id, commit=state.commit)
+                             task=task, user=user, request_id=request_id,
+                             commit=self._reloader.source.shown(state.commit))
         return outputs
 
     def record(self, model: str, key: str | None = None, *, request_id: str | None = None,
@@ -272,7 +293,8 @@ class Registry:
         name = model.partition(":")[0]
         version = self._pick(state, model, key).version
         self._tracker.record(name, version, quality=quality, satisfaction=satisfaction, latency_ms=latency_ms,
-                             tokens=tokens, task=task, user=user, request_id=request_id, commit=state.commit)
+                             tokens=tokens, task=task, user=user, request_id=request_id,
+                             commit=self._reloader.source.shown(state.commit))
 
     def _run_failed(self, state: State, model: str, loaded: Loaded, inputs: Any,
                     output_names: list[str] | None, exc: Exception, run_options: Any) -> list[Any]:
@@ -313,7 +335,8 @@ class Registry:
     # -- introspection -----------------------------------------------------------------------------
     @property
     def commit(self) -> str:
-        return self._state.commit
+        """The commit serving now (for a feed replica: the server's commit, not its local copy)."""
+        return self._reloader.source.shown(self._state.commit)
 
     def models(self) -> list[str]:
         return sorted(self._state.models)
@@ -322,7 +345,8 @@ class Registry:
         """What serves now: commit, versions, split, loaded sessions, fallback counters, refusals."""
         state = self._state
         names = [model] if model else sorted(state.models)
-        out: dict[str, Any] = {"commit": state.commit, "ref": self._ref,
+        commit = self._reloader.source.shown(state.commit)
+        out: dict[str, Any] = {"commit": commit, "ref": self._ref,
                                "reloads": self._reloader.refusals.reloads,
                                "refused": list(self._reloader.refusals.recent[-10:]), "models": {}}
         # copies taken in one C call each: request threads may add counters meanwhile
@@ -341,7 +365,7 @@ class Registry:
                 "run_errors": {v: {"count": n, "last": last_error.get((m, v), "")}
                                for (m, v), n in run_errors.items() if m == name},
             }
-        return out["models"][model] | {"commit": state.commit} if model else out
+        return out["models"][model] | {"commit": commit} if model else out
 
     # -- reloading -----------------------------------------------------------------------------------
     def reload(self) -> bool:
@@ -350,13 +374,21 @@ class Registry:
         logged and listed in ``info()["refused"]``, and the last good state keeps serving."""
         return self._reloader.reload()
 
-    def watch(self, interval: float = 5.0) -> None:
-        """Poll the ref every ``interval`` seconds in a daemon thread and reload on change."""
-        self._reloader.watch(interval)
+    def watch(self, interval: float = 5.0, jitter: float | None = None) -> None:
+        """Poll the ref every ``interval`` seconds in a daemon thread and reload on change. Each
+        wait is drawn in ``interval · (1 ± jitter)``, by default ±10 % for a remote (a git URL or a
+        feed: many replicas started at once do not poll in step) and exact for a local ref."""
+        if jitter is None:
+            jitter = 0.1 if self._reloader.source.remote else 0.0
+        self._reloader.watch(interval, jitter)
 
     def close(self) -> None:
-        """Stop watching (sessions are released when the registry is dropped)."""
+        """Stop watching and close a feed's connections (sessions are released when the registry
+        is dropped; ``reload()`` still works, reconnecting)."""
         self._reloader.stop()
+        close = getattr(self._reloader.source, "close", None)
+        if close is not None:  # a feed's HTTP connections
+            close()
 
     def __enter__(self) -> Registry:
         return self

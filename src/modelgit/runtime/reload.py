@@ -10,12 +10,17 @@ commit; a git or transient failure (memory, threads, I/O) is retried on the next
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from modelgit.errors import GitError, ModelgitError, TransientError
 from modelgit.runtime.source import LocalRef, Mirror, ServedMemory
+
+if TYPE_CHECKING:
+    from modelgit.runtime.feed import HttpFeed
 from modelgit.runtime.state import State, StateBuilder
 from modelgit.snapshot import Loader
 
@@ -33,7 +38,7 @@ class Reloader:
     """Builds the state of the source's candidate commit and hands it to ``swap`` when it may
     serve. ``current`` returns the state serving now."""
 
-    def __init__(self, source: LocalRef | Mirror, builder: StateBuilder, loader: Loader,
+    def __init__(self, source: LocalRef | Mirror | HttpFeed, builder: StateBuilder, loader: Loader,
                  served: ServedMemory, current: Callable[[], State], swap: Callable[[State], None]) -> None:
         self.source = source
         self.builder = builder
@@ -69,6 +74,9 @@ class Reloader:
             except GitError as exc:
                 self.refuse(None, "git remote unreachable: " + exc.message[:200])
                 return False
+            except ModelgitError as exc:  # a feed that failed or answered badly: retried next poll
+                self.refuse(None, exc.message[:300])
+                return False
             try:
                 commit = self.source.candidate()
             except ModelgitError as exc:
@@ -81,7 +89,8 @@ class Reloader:
             if (commit == current.commit and not retry) or commit in self.refusals.final:
                 return False  # nothing new (a refused commit is judged once)
             if not retry and not self.source.repo.is_ancestor(current.commit, commit):
-                self.refuse(commit, f"{commit[:12]} does not descend from {current.commit[:12]} "
+                self.refuse(commit, f"{self.source.shown(commit)[:12]} does not descend from "
+                                    f"{self.source.shown(current.commit)[:12]} "
                                     "(history rewritten?); keeping the current state", final=True)
                 return False
             try:
@@ -103,12 +112,16 @@ class Reloader:
             self.builder.release_unused(state)
             self._loader.forget_except([state.snapshot])
             self.builder.validator.forget_except(state.snapshot)
-            log.info("modelgit: now serving %s (was %s)", commit[:12], current.commit[:12])
+            log.info("modelgit: now serving %s (was %s)", self.source.shown(commit)[:12],
+                     self.source.shown(current.commit)[:12])
             return True
 
     def refuse(self, commit: str | None, reason: str, final: bool = False) -> None:
-        log.warning("modelgit: refused %s: %s", commit[:12] if commit else self.source.ref, reason)
-        self.refusals.recent.append({"commit": commit or "", "reason": reason})
+        shown = self.source.shown(commit) if commit else ""
+        if commit and shown != commit:  # a feed's local commit: name the server's in the reason
+            reason = reason.replace(commit[:12], shown[:12])
+        log.warning("modelgit: refused %s: %s", shown[:12] if commit else self.source.ref, reason)
+        self.refusals.recent.append({"commit": shown, "reason": reason})
         del self.refusals.recent[:-50]
         if final and commit:
             self.refusals.final.add(commit)
@@ -117,13 +130,17 @@ class Reloader:
     def watching(self) -> bool:
         return self._watcher is not None
 
-    def watch(self, interval: float) -> None:
+    def watch(self, interval: float, jitter: float = 0.0) -> None:
+        """Reload every ``interval`` seconds, each wait drawn in ``interval · (1 ± jitter)`` so that
+        many replicas started together do not poll their server in step."""
         if self._watcher is not None:
             return
         self._stop.clear()
+        jitter = min(max(jitter, 0.0), 1.0)
+        draw = random.Random()  # private: the host's global generator is not ours to move
 
         def loop() -> None:
-            while not self._stop.wait(interval):
+            while not self._stop.wait(interval * (1.0 + draw.uniform(-jitter, jitter))):
                 try:
                     self.reload()
                 except Exception:  # never let the watcher die; the state keeps serving

@@ -48,6 +48,10 @@ class LocalRef:
     def accept(self, commit: str) -> None:
         """Nothing to move: the user's ref is theirs."""
 
+    def shown(self, commit: str) -> str:
+        """The commit as users know it (a feed's local commits are shown as the server's)."""
+        return commit
+
 
 class Mirror:
     """A git URL mirrored into ``cache_dir`` (by default ``~/.cache/modelgit``), fetched on
@@ -104,6 +108,9 @@ class Mirror:
             return self.repo.resolve(self.ref)
         raise UsageError(f"unknown git ref '{self.ref}' at {self.url}",
                          hint="name a branch, tag or commit that exists on the remote")
+
+    def shown(self, commit: str) -> str:
+        return commit
 
     def accept(self, commit: str) -> None:
         if self._branch is None:
