@@ -209,12 +209,13 @@ def init(obj: Context, directory: str) -> int:
 
 
 # -- proposals (one module per verb group) ---------------------------------------------------------
-from modelgit import cli_eval, cli_learning, cli_proposals, cli_runtime  # noqa: E402
+from modelgit import cli_eval, cli_learning, cli_proposals, cli_runtime, cli_serve  # noqa: E402
 
 cli_proposals.register_commands(cli, pass_context)
 cli_eval.register_commands(cli, pass_context)
 cli_runtime.register_commands(cli, pass_context)
 cli_learning.register_commands(cli, pass_context)
+cli_serve.register_commands(cli, pass_context)
 
 
 # -- entry point ----------------------------------------------------------------------------------
