@@ -370,3 +370,14 @@ def test_serve_refuses_to_start_without_tokens(example_repo: Repo, cli: Any, mon
     assert code == 2
     assert "every request would be refused" in err
     assert "modelgit token create --scope read" in err
+
+
+def test_unknown_query_parameters_and_loose_types_are_422(live: Live) -> None:
+    typo = get(live, "/api/model-versions/local/calling_score/compare",
+               params={"version1": "v1.0-hybrid", "version2": "v2.0-real", "versoin": "x"})
+    assert typo.status_code == 422
+    assert typo.json() == {"error": "unknown query parameter 'versoin'",
+                           "hint": "allowed: version1, version2 (see /docs)"}
+    assert post(live, "/api/feedback", {"requestId": "r", "quality": True}).status_code == 422
+    assert post(live, "/api/feedback", {"requestId": "r", "quality": 1}).status_code == 202
+    assert post(live, "/api/feedback", {"requestId": "r", "extra": 1}).status_code == 422

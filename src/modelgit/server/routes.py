@@ -36,7 +36,26 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
                        (503, "The repository could not be read or written; retry."))
 }
 
-router = APIRouter(prefix="/api", responses=_ERRORS)
+def _known_query(request: Request) -> None:
+    """422 for a query parameter the route does not take: a typo (``?versoin1=``) is an error,
+    not silently a default."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    known = {param.alias for param in _query_params(dependant)} if dependant is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise ApiError(422, f"unknown query parameter '{unknown[0][:64]}'",
+                       "allowed: " + (", ".join(sorted(known)) or "none") + " (see /docs)")
+
+
+def _query_params(dependant: Any) -> list[Any]:
+    found = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        found.extend(_query_params(sub))
+    return found
+
+
+router = APIRouter(prefix="/api", responses=_ERRORS, dependencies=[Depends(_known_query)])
 read = [Depends(require("read"))]
 propose = [Depends(require("propose"))]
 

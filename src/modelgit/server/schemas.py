@@ -33,7 +33,8 @@ class CamelModel(BaseModel):
 
 
 class RequestModel(CamelModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # Strict: true is not a number, "1" is not an int; unknown keys are errors.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
 
 
 def finite(value: Any) -> Any:
