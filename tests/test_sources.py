@@ -144,7 +144,7 @@ def test_a_new_canonical_slug_becomes_a_register_proposal_on_a_branch(catalog: C
     version = "qwen-2.5-7b-instruct-2025-11"
 
     data = json.loads(ok(cli, "-C", str(r.root), "check-upgrades", "--propose", "--json"))
-    assert set(data) == {"commit", "recommendations", "proposals", "skipped", "sources"}
+    assert set(data) == {"commit", "recommendations", "proposals", "skipped", "sources", "decisions"}
     assert set(data["sources"]) == {"found", "warnings", "skipped"}
     (found,) = data["sources"]["found"]
     assert (found["source"], found["kind"], found["model"], found["version"]) == (

@@ -4,6 +4,26 @@
 >>> report = validate_registry(".", ref="HEAD")      # doctest: +SKIP
 >>> report.valid                                     # doctest: +SKIP
 True
+
+Every command of the ``modelgit`` CLI is one function of :mod:`modelgit.api` (``show``,
+``history``, ``diff``, ``validate``, ``propose``, ``evaluate``, ``compare``, ``ci``,
+``check_upgrades``, ``recommend``, ``auto_upgrade``, ``auto_rollback``, ``usage``) returning a typed
+result with ``as_dict()``; import it as ``from modelgit import api``.
+
+Public API
+----------
+The names below are ``modelgit.__all__`` (a test keeps the two equal):
+
+- ``Registry``: the runtime; serves the registry at a ref (``Registry.open(path, ref=...)``).
+- ``HostedModel``: what the runtime returns for a version hosted by a provider.
+- ``Tracker``: records usage and feedback for continuous learning.
+- ``load_snapshot``: the parsed registry at a ref.
+- ``validate_registry``: validate the registry at a ref (and against a base).
+- ``ModelgitError``: the base of every error modelgit raises (message, hint, exit code).
+- ``UsageError``: a wrong argument or unknown name (exit 2).
+- ``InvalidError``: the registry, or a change to it, is invalid (exit 1).
+- ``InputError``: an input array that does not fit the model (a UsageError and a ValueError).
+- ``Finding``: one problem found in a file (path, line, column, code, message, hint).
 """
 
 from __future__ import annotations

@@ -13,20 +13,11 @@ from typing import Any
 
 import click
 
+from modelgit.cli._render import emit_json, fmt
 from modelgit.errors import EXIT_OK, UsageError
 
 TRACKING_HELP = ("Usage database (sqlite:///PATH or postgresql+psycopg://…); default: MODELGIT_TRACKING_URL, "
                  "then tracking.url in modelgit.yaml, then .git/modelgit/usage.sqlite.")
-
-
-def open_tracker(repo: Any, snapshot: Any, tracking_url: str | None) -> Any:
-    """The tracker the commands read (opened without its writer: nothing is recorded here)."""
-    from modelgit.tracking import Tracker, resolve_url
-
-    settings = snapshot.settings.spec if snapshot.settings is not None else None
-    tracking = getattr(settings, "tracking", None) if settings is not None else None
-    url = resolve_url(tracking_url, getattr(tracking, "url", None), repo.git_dir / "modelgit", repo_root=repo.root)
-    return Tracker(url, retention_days=getattr(tracking, "retention_days", None))
 
 
 def _since(text: str | None) -> _dt.date | None:
@@ -36,10 +27,6 @@ def _since(text: str | None) -> _dt.date | None:
         return _dt.date.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--since '{text}' is not a date", hint="write it as YYYY-MM-DD") from None
-
-
-def _fmt(value: Any, spec: str = ".4g") -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> None:
@@ -56,24 +43,17 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         """Observed usage per phase, version and task: n, mean quality and satisfaction with 95 %
         intervals, latency p50/p95, tokens. A phase starts at each commit that changes the model's
         split or statuses; numbers are never pooled across phases."""
-        from modelgit.decisions import model_usage
-        from modelgit.snapshot import Loader
+        from modelgit import api
 
         repo = obj.repo()
-        snapshot = Loader(repo).load(ref)
-        if model is not None:
-            snapshot.model(model)  # unknown model: a usage error with close matches
         day = _since(since)
-        with open_tracker(repo, snapshot, tracking_url) as tracker:
-            ids = [model] if model else sorted(snapshot.models)
-            found = [model_usage(repo, tracker, mid, ref, task=task, since=day).as_dict() for mid in ids]
+        result = api.usage(repo, model, task=task, since=day, ref=ref, tracking_url=tracking_url)
+        data = result.as_dict()
         if as_json:
-            from modelgit.cli import _emit_json
-
-            _emit_json({"commit": snapshot.commit, "models": found})
+            emit_json(data)
             return EXIT_OK
         any_rows = False
-        for entry in found:
+        for entry in data["models"]:
             for phase in entry["phases"]:
                 any_rows = True
                 head = phase["phase"]
@@ -83,11 +63,11 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
                 for arm in phase["arms"]:
                     q, s = arm["quality"] or {}, arm["satisfaction"] or {}
                     lat = arm["latency_ms"]
-                    ci = (f"[{_fmt(q.get('low'))}, {_fmt(q.get('high'))}]" if q else "")
+                    ci = (f"[{fmt(q.get('low'))}, {fmt(q.get('high'))}]" if q else "")
                     click.echo(f"  {arm['version']:<16} {arm['task'] or '-':<12} n={arm['n']:<8} "
-                               f"quality={_fmt(q.get('mean'))} {ci:<22} satisfaction={_fmt(s.get('mean'))} "
-                               f"p50={_fmt(lat['p50'], '.1f')}ms p95={_fmt(lat['p95'], '.1f')}ms "
-                               f"tokens={_fmt((arm['tokens'] or {}).get('mean'), '.1f')}")
+                               f"quality={fmt(q.get('mean'))} {ci:<22} satisfaction={fmt(s.get('mean'))} "
+                               f"p50={fmt(lat['p50'], '.1f')}ms p95={fmt(lat['p95'], '.1f')}ms "
+                               f"tokens={fmt((arm['tokens'] or {}).get('mean'), '.1f')}")
         if not any_rows:
             click.echo("no usage recorded" + (f" for {model}" if model else ""))
         return EXIT_OK
@@ -101,24 +81,13 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     def recommend(obj: Any, provider: str | None, ref: str, tracking_url: str | None, as_json: bool) -> int:
         """Per model: should it move to its newest version, why, and by how much — from observed
         usage (anytime-valid) when there is enough, else from the evaluation comparison."""
-        from modelgit.decisions import model_usage
-        from modelgit.decisions import recommend as recommend_
-        from modelgit.upgrades import check_upgrades
-        from modelgit.validate import Validator
+        from modelgit import api
 
-        repo = obj.repo()
-        validator = Validator(repo)
-        snapshot = validator.loader.load(ref)
-        evaluated, _ = check_upgrades(snapshot, repo.root)
-        with open_tracker(repo, snapshot, tracking_url) as tracker:
-            usages = {mid: model_usage(repo, tracker, mid, ref) for mid in snapshot.models}
-        found = recommend_(snapshot, usages, evaluated, provider=provider)
+        result = api.recommend(obj.repo(), ref, provider=provider, tracking_url=tracking_url)
         if as_json:
-            from modelgit.cli import _emit_json
-
-            _emit_json({"commit": snapshot.commit, "recommendations": found})
+            emit_json(result.as_dict())
             return EXIT_OK
-        for item in found:
+        for item in result.recommendations:
             mark = "upgrade" if item["recommended"] else "keep"
             gain = item["expectedImprovement"]
             click.echo(f"{mark:<8} {item['model']}: {item['currentVersion']} → {item['latestVersion']}"
@@ -136,26 +105,17 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         @pass_context
         def command(obj: Any, model: str, ref: str, tracking_url: str | None, propose: bool,
                     push: str | None, as_json: bool, **extra: Any) -> int:
-            from modelgit import decisions
-            from modelgit.validate import Validator
+            from modelgit import api
 
-            repo = obj.repo()
-            validator = Validator(repo)
-            snapshot = validator.loader.load(ref)
-            snapshot.model(model)
-            with open_tracker(repo, snapshot, tracking_url) as tracker:
-                found_usage = decisions.model_usage(repo, tracker, model, ref)
             if rollback:
-                verdict = decisions.decide_auto_rollback(snapshot, found_usage, model)
+                verdict = api.auto_rollback(obj.repo(), model, ref, propose=propose, push=push,
+                                            tracking_url=tracking_url)
             else:
-                verdict = decisions.decide_auto_upgrade(snapshot, found_usage, model,
-                                                        min_quality_improvement=extra.get("min_quality_improvement"))
-            if propose and verdict.decision != "hold":
-                verdict = decisions.propose(repo, snapshot, found_usage, verdict, validator=validator, push=push)
+                verdict = api.auto_upgrade(obj.repo(), model, ref,
+                                           min_quality_improvement=extra.get("min_quality_improvement"),
+                                           propose=propose, push=push, tracking_url=tracking_url)
             if as_json:
-                from modelgit.cli import _emit_json
-
-                _emit_json(verdict.as_dict())
+                emit_json(verdict.as_dict())
                 return EXIT_OK
             click.echo(f"{verdict.decision}: {model}: {verdict.reason}")
             if verdict.branch:

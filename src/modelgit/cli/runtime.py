@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from modelgit.cli._render import emit_json
 from modelgit.errors import EXIT_OK, ModelgitError, UsageError
 
 
@@ -29,9 +30,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         name = model.partition(":")[0]
         routed, serving = reg.resolve(model, key=key)
         if as_json:
-            from modelgit.cli import _emit_json
-
-            _emit_json({"model": name, "key": key, "version": routed, "serving": serving,
+            emit_json({"model": name, "key": key, "version": routed, "serving": serving,
                         "commit": reg.commit, "weight": reg.weight(f"{name}:{serving}")})
         else:
             click.echo(routed)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from modelgit.cli._render import emit_json
 from modelgit.errors import EXIT_OK, UsageError
 
 
@@ -29,27 +30,16 @@ def proposal_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def run_proposal(obj: Any, model: str, plan: Callable[[Any], Any], ref: str, branch: str | None,
-                 on_current_branch: bool, push: str | None, dry_run: bool, as_json: bool,
-                 whole_if_missing: bool = True) -> int:
-    from modelgit import proposals
-    from modelgit.validate import Validator
+def run_proposal(obj: Any, action: str, model: str, *, version: str | None = None, ref: str, branch: str | None,
+                 on_current_branch: bool, push: str | None, dry_run: bool, as_json: bool, **params: Any) -> int:
+    """One proposing command: :func:`modelgit.api.propose`, then its outcome as text or JSON."""
+    from modelgit import api
 
-    repo = obj.repo()
-    validator = Validator(repo)
-    # With --on-current-branch the change goes on top of HEAD: a --ref that names another commit
-    # is refused instead of silently ignored. (If HEAD moves after this, apply() says so.)
-    if on_current_branch and repo.resolve(ref) != repo.resolve("HEAD"):
-        raise UsageError("--on-current-branch commits on top of HEAD, but --ref names another commit",
-                         hint="drop --ref, or check out the branch you want to commit on")
-    base = proposals.load_base(validator.loader, ref, model, whole_if_missing=whole_if_missing)
-    proposal = plan(base)
-    outcome = proposals.apply(repo, proposal, validator=validator, base=base, branch=branch,
-                              on_current_branch=on_current_branch, push=push, dry_run=dry_run)
+    outcome = api.propose(obj.repo(), action, model, version=version, ref=ref, branch=branch,
+                          on_current_branch=on_current_branch, push=push, dry_run=dry_run, **params)
+    proposal = outcome.proposal
     if as_json:
-        from modelgit.cli import _emit_json
-
-        _emit_json(outcome.as_dict())
+        emit_json(outcome.as_dict())
         return EXIT_OK
     if dry_run:
         click.echo(outcome.diff, nl=False)
@@ -122,13 +112,11 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         if artifact is not None and not proposals.is_uri(artifact) and not os.path.isabs(artifact) \
                 and obj.repo_path not in ("", "."):
             artifact = os.path.join(obj.repo_path, artifact)  # -C PATH: "run as if started in PATH"
-        new = proposals.NewVersion(
-            artifact=artifact, sha256=sha256, provider=provider, model_id=hosted_id, metrics=_parse_metrics(metrics),
-            improvements=improvements, breaking_changes=breaking, migration_notes=migration_notes,
-            data_source=data_source, weight=weight, trained=trained, task=task, description=description,
-        )
-        return run_proposal(obj, model, lambda s: proposals.plan_register(s, model, version, new),
-                            whole_if_missing=task is None, **opts)
+        return run_proposal(
+            obj, "register", model, version=version, artifact=artifact, sha256=sha256, provider=provider,
+            model_id=hosted_id, metrics=_parse_metrics(metrics), improvements=improvements,
+            breaking_changes=breaking, migration_notes=migration_notes, data_source=data_source, weight=weight,
+            trained=trained, task=task, description=description, **opts)
 
     @cli.command()
     @click.argument("model")
@@ -140,33 +128,27 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         evaluation dataset with its sha256; the file is committed with the change if it is new."""
         import os
 
-        from modelgit import proposals
-
         if not os.path.isabs(path) and obj.repo_path not in ("", "."):
             path = os.path.join(obj.repo_path, path)  # -C PATH: "run as if started in PATH"
-        repo = obj.repo()
-        return run_proposal(obj, model, lambda s: proposals.plan_dataset(s, model, repo.root, path), **opts)
+        return run_proposal(obj, "dataset", model, path=path, **opts)
 
-    def lifecycle(name: str, planner: str, doc: str) -> None:
+    def lifecycle(name: str, doc: str) -> None:
         @click.argument("model")
         @click.argument("version")
         @proposal_options
         @pass_context
         def command(obj: Any, model: str, version: str, **opts: Any) -> int:
-            from modelgit import proposals
-
-            plan = getattr(proposals, planner)
-            return run_proposal(obj, model, lambda s: plan(s, model, version), **opts)
+            return run_proposal(obj, name, model, version=version, **opts)
 
         command.__doc__ = doc
         cli.command(name)(command)
 
-    lifecycle("promote", "plan_promote",
+    lifecycle("promote",
               "Make VERSION active; the previous active version becomes deprecated and traffic "
               "that no longer applies is cleared.")
-    lifecycle("deprecate", "plan_deprecate", "Deprecate the active VERSION (still loadable by pin); refused "
+    lifecycle("deprecate", "Deprecate the active VERSION (still loadable by pin); refused "
               "when it would leave the model with no active version (use promote or retire).")
-    lifecycle("archive", "plan_archive", "Archive a staging or deprecated VERSION (no longer loadable).")
+    lifecycle("archive", "Archive a staging or deprecated VERSION (no longer loadable).")
 
     @cli.command()
     @click.argument("model")
@@ -175,9 +157,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     def retire(obj: Any, model: str, **opts: Any) -> int:
         """Take MODEL out of service on purpose: retired: true, the active version deprecated,
         staging versions archived (promote a version to bring it back)."""
-        from modelgit import proposals
-
-        return run_proposal(obj, model, lambda s: proposals.plan_retire(s, model), **opts)
+        return run_proposal(obj, "retire", model, **opts)
 
     @cli.command()
     @click.argument("model")
@@ -187,9 +167,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     @pass_context
     def weight(obj: Any, model: str, version: str, weight: float, **opts: Any) -> int:
         """Set the blend WEIGHT (0..1) of VERSION."""
-        from modelgit import proposals
-
-        return run_proposal(obj, model, lambda s: proposals.plan_weight(s, model, version, weight), **opts)
+        return run_proposal(obj, "weight", model, version=version, weight=weight, **opts)
 
     @cli.command()
     @click.argument("model")
@@ -200,8 +178,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         """Set the A/B traffic split of MODEL, e.g. v1=90 v2=10 (must sum to 100)."""
         from modelgit import proposals
 
-        parsed = proposals.parse_split(shares)
-        return run_proposal(obj, model, lambda s: proposals.plan_split(s, model, parsed), **opts)
+        return run_proposal(obj, "split", model, split=proposals.parse_split(shares), **opts)
 
     @cli.group()
     def ab() -> None:
@@ -216,9 +193,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     @pass_context
     def ab_start(obj: Any, model: str, version: str, percent: float, **opts: Any) -> int:
         """Send PERCENT of MODEL's traffic to staging VERSION."""
-        from modelgit import proposals
-
-        return run_proposal(obj, model, lambda s: proposals.plan_ab_start(s, model, version, percent), **opts)
+        return run_proposal(obj, "ab-start", model, version=version, percent=percent, **opts)
 
     @ab.command("stop")
     @click.argument("model")
@@ -229,12 +204,9 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     @pass_context
     def ab_stop(obj: Any, model: str, outcome: str | None, **opts: Any) -> int:
         """End MODEL's A/B test: --promote the tested version or --abandon it."""
-        from modelgit import proposals
-
         if outcome is None:
             raise click.UsageError("say how the test ends: --promote or --abandon")
-        return run_proposal(
-            obj, model, lambda s: proposals.plan_ab_stop(s, model, promote=outcome == "promote"), **opts)
+        return run_proposal(obj, "ab-stop", model, promote=outcome == "promote", **opts)
 
     @cli.command()
     @click.argument("model")
@@ -244,10 +216,4 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     @pass_context
     def rollback(obj: Any, model: str, to_version: str | None, **opts: Any) -> int:
         """Revert the newest commit that changed MODEL's active version, traffic or weights."""
-        from modelgit import proposals
-
-        repo = obj.repo()
-        if to_version is not None:
-            return run_proposal(
-                obj, model, lambda s: proposals.plan_promote(s, model, to_version, action="rollback"), **opts)
-        return run_proposal(obj, model, lambda s: proposals.plan_rollback(repo, s, model), **opts)
+        return run_proposal(obj, "rollback", model, version=to_version, **opts)
