@@ -381,3 +381,45 @@ def test_unknown_query_parameters_and_loose_types_are_422(live: Live) -> None:
     assert post(live, "/api/feedback", {"requestId": "r", "quality": True}).status_code == 422
     assert post(live, "/api/feedback", {"requestId": "r", "quality": 1}).status_code == 202
     assert post(live, "/api/feedback", {"requestId": "r", "extra": 1}).status_code == 422
+
+
+def test_upgrade_of_an_onnx_model_by_uri(live: Live, example_repo: Repo) -> None:
+    digest_hex = "ab" * 32
+    response = post(live, "/api/model-versions/local/calling_score/upgrade", {
+        "version": "v3.0", "artifactUri": "s3://models/calling_score/v3.onnx", "sha256": digest_hex,
+        "improvements": ["more data"]})
+    assert response.status_code == 201, response.text
+    commit = response.json()["commit"]
+    proposed = yaml.safe_load(example_repo.git("show", f"{commit}:registry/models/calling_score.yaml"))
+    assert proposed["versions"][-1]["artifact"] == {"uri": "s3://models/calling_score/v3.onnx", "sha256": digest_hex}
+    assert proposed["versions"][-1]["improvements"] == ["more data"]
+    no_digest = post(live, "/api/model-versions/local/calling_score/upgrade",
+                     {"version": "v3.1", "artifactUri": "s3://models/x.onnx"})
+    assert (no_digest.status_code, no_digest.json()["error"]) == (422, "artifactUri needs sha256")
+    assert example_repo.git("status", "--porcelain") == ""
+
+
+def test_auto_upgrade_proposes_on_a_branch_when_usage_says_so(example_repo: Repo, tmp_path: Path) -> None:
+    import random
+
+    from modelgit.tracking import Tracker
+
+    head = example_repo.head()
+    rng = random.Random(7)
+    with Tracker(f"sqlite:///{tmp_path / 'usage.sqlite'}") as tracker:  # the file live_server serves with
+        for i in range(2000):
+            treated = i % 10 == 0  # the committed 90/10 split
+            tracker.record("calling_score", "v2.0-real" if treated else "v1.0-hybrid", commit=head,
+                           quality=rng.gauss(0.8 if treated else 0.5, 0.05), request_id=f"q-{i}")
+    with live_server(example_repo.root, tmp_path) as live:
+        response = post(live, "/api/model-versions/local/calling_score/auto-upgrade",
+                        {"autoUpgrade": True, "minQualityImprovement": 0.1})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["decision"], body["action"], body["version"]) == ("upgrade", "promote", "v2.0-real")
+    assert body["branch"] == "modelgit/calling_score/auto-upgrade-v2.0-real"
+    assert example_repo.git("rev-parse", f"refs/heads/{body['branch']}") == body["commit"]
+    assert example_repo.head() == head
+    assert example_repo.git("status", "--porcelain") == ""
+    proposed = yaml.safe_load(example_repo.git("show", f"{body['commit']}:registry/models/calling_score.yaml"))
+    assert [v["status"] for v in proposed["versions"]] == ["deprecated", "active"]

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
+from modelgit import api
 from modelgit.server import schemas as S
 from modelgit.server.auth import ApiError, require
 from modelgit.server.context import ServerContext
@@ -136,18 +137,12 @@ def upgrade_recommendations(
         provider: Annotated[str | None, Query(max_length=64, pattern=S.SEGMENT_PATTERN,
                                               description="Only models served by this provider.")] = None,
 ) -> S.RecommendationsOut:
-    from modelgit.decisions import model_usage, recommend
-    from modelgit.upgrades import check_upgrades
-
     context = _context(request)
-    snapshot = context.snapshot.current
-    evaluated, _ = check_upgrades(snapshot, context.repo.root)
-    usages = {mid: model_usage(context.repo, context.tracker, mid, snapshot.commit or context.ref)
-              for mid in snapshot.models}
-    found = recommend(snapshot, usages, evaluated, provider=provider)
-    return S.RecommendationsOut(commit=snapshot.commit or "", recommendations=[
+    commit = context.snapshot.current.commit or context.ref
+    found = api.recommend(context.repo, commit, provider=provider, tracking_url=context.tracking_url)
+    return S.RecommendationsOut(commit=found.commit or "", recommendations=[
         S.RecommendationOut(**{k: S.finite(v) for k, v in item.items() if k != "model"},
-                            model=item["model"]) for item in found])
+                            model=item["model"]) for item in found.recommendations])
 
 
 @router.get("/model-versions/{provider}/{model}/current", response_model=S.CurrentOut, dependencies=read,
@@ -168,17 +163,15 @@ def current(request: Request, provider: Provider, model: ModelPart) -> S.Current
 def history(request: Request, provider: Provider, model: ModelPart,
             limit: Annotated[int, Query(ge=1, le=1000, description="At most this many commits.")] = 100,
             ) -> S.HistoryOut:
-    from modelgit import views
-
     context = _context(request)
     snapshot = context.snapshot.current
     model_id, spec = _model(snapshot, from_path(provider, model))
-    found = views.history(context.repo, model_id, snapshot.commit or context.ref, limit)
+    found = api.history(context.repo, model_id, snapshot.commit or context.ref, limit)
     active = spec.active
     return S.HistoryOut(**_ref(model_id, snapshot), current_version=active.version if active else None,
                         versions=[_version(spec, v) for v in spec.versions],
-                        commits=[S.CommitOut(**{k: c[k] for k in ("commit", "author", "date", "subject", "changes")})
-                                 for c in found["commits"]])
+                        commits=[S.CommitOut(commit=c.commit, author=c.author, date=c.date, subject=c.subject,
+                                             changes=list(c.changes)) for c in found.commits])
 
 
 @router.get("/model-versions/{provider}/{model}/upgrades", response_model=S.UpgradesOut, dependencies=read,
@@ -225,25 +218,24 @@ def compare(request: Request, provider: Provider, model: ModelPart,
              description=ID_DOC + " The served ref never moves: the answer names the new branch and commit.")
 def upgrade(request: Request, provider: Provider, model: ModelPart, body: Annotated[S.UpgradeIn, Body()]
             ) -> S.ProposalOut:
-    from modelgit import proposals
-
     context = _context(request)
     snapshot = context.snapshot.current
     model_id, spec = _model(snapshot, from_path(provider, model))
+    notes = {"improvements": body.improvements, "breaking_changes": body.breaking_changes,
+             "migration_notes": body.migration_notes}
     hosted = [v.artifact for v in spec.versions if isinstance(v.artifact, HostedArtifact)]
-    if body.artifact_uri is None and hosted:
-        new = proposals.NewVersion(provider=hosted[-1].provider, model_id=body.model_id or hosted[-1].model_id,
-                                   improvements=body.improvements, breaking_changes=body.breaking_changes,
-                                   migration_notes=body.migration_notes)
+    if body.artifact_uri is None and hosted:  # a new snapshot of the provider's model
+        artifact = {"provider": hosted[-1].provider, "model_id": body.model_id or hosted[-1].model_id}
+    elif body.artifact_uri is not None and body.sha256 is not None:  # never a path on this server
+        artifact = {"artifact": body.artifact_uri, "sha256": body.sha256}
+    elif body.artifact_uri is not None:
+        raise ApiError(422, "artifactUri needs sha256", "send the 64 hex digits of the artifact's sha256")
     else:
-        if body.artifact_uri is None or body.sha256 is None:
-            raise ApiError(422, f"'{model_id}' is not a hosted model: the new version needs an artifact",
-                           "send artifactUri and sha256 of the new ONNX file")
-        new = proposals.NewVersion(artifact=body.artifact_uri, sha256=body.sha256, improvements=body.improvements,
-                                   breaking_changes=body.breaking_changes, migration_notes=body.migration_notes)
+        raise ApiError(422, f"'{model_id}' is not a hosted model: the new version needs an artifact",
+                       "send artifactUri and sha256 of the new ONNX file")
     with context.write_lock:
-        outcome = proposals.apply(context.repo, proposals.plan_register(snapshot, model_id, body.version, new),
-                                  base=snapshot, push=context.push)
+        outcome = api.propose(context.repo, "register", model_id, version=body.version,
+                              ref=snapshot.commit or context.ref, push=context.push, **artifact, **notes)
     return _proposal_out(outcome)
 
 
@@ -259,17 +251,13 @@ def _proposal_out(outcome: Any) -> S.ProposalOut:
              description=ID_DOC)
 def auto_upgrade(request: Request, provider: Provider, model: ModelPart,
                  body: Annotated[S.AutoUpgradeIn, Body()]) -> S.AutoUpgradeOut:
-    from modelgit import decisions
-
     context = _context(request)
     snapshot = context.snapshot.current
     model_id, _ = _model(snapshot, from_path(provider, model))
-    usage = decisions.model_usage(context.repo, context.tracker, model_id, snapshot.commit or context.ref)
-    verdict = decisions.decide_auto_upgrade(snapshot, usage, model_id,
-                                            min_quality_improvement=body.min_quality_improvement)
-    if body.auto_upgrade and verdict.decision != "hold":
-        with context.write_lock:
-            verdict = decisions.propose(context.repo, snapshot, usage, verdict, push=context.push)
+    with context.write_lock:
+        verdict = api.auto_upgrade(context.repo, model_id, snapshot.commit or context.ref,
+                                   min_quality_improvement=body.min_quality_improvement,
+                                   propose=body.auto_upgrade, push=context.push, tracking_url=context.tracking_url)
     data = S.finite(verdict.as_dict())
     data["id"] = data.pop("model")
     return S.AutoUpgradeOut(**data)
