@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 # One path segment of a model id (proposals.MODEL_ID, split on '/'), and a version id (VERSION_ID).
@@ -26,6 +26,16 @@ TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 Text = Annotated[str, Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
 VersionId = Annotated[str, Field(min_length=1, max_length=64, pattern=VERSION_PATTERN)]
 Finite = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
+
+
+def _integral(value: Any) -> Any:
+    """5.0 is an integer in JSON Schema (and in JSON): take it as 5; strict mode does the rest."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Count = Annotated[int, Field(ge=0, le=10**9), BeforeValidator(_integral)]
 
 
 class CamelModel(BaseModel):
@@ -222,7 +232,7 @@ class UsageIn(RequestModel):
     version: VersionId
     quality: Finite | None = None
     latency_ms: float | None = Field(default=None, ge=0, le=86_400_000, allow_inf_nan=False)
-    tokens: int | None = Field(default=None, ge=0, le=10**9)
+    tokens: Count | None = None
     satisfaction: Finite | None = None
     task: str | None = Field(default=None, min_length=1, max_length=64, pattern=TEXT_PATTERN)
     user: str | None = Field(default=None, min_length=1, max_length=128, pattern=TEXT_PATTERN)
