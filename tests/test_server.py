@@ -145,6 +145,8 @@ def test_upgrade_recommendations(live: Live) -> None:
     assert item["currentVersion"] == active_of(spec("calling_score"))["version"]
     only = get(live, "/api/model-versions/upgrade-recommendations", params={"provider": "openrouter"}).json()
     assert [i["model"] for i in only["recommendations"]] == [QWEN]
+    local = get(live, "/api/model-versions/upgrade-recommendations", params={"provider": "local"}).json()
+    assert sorted(i["model"] for i in local["recommendations"]) == ["calling_score", "outcome_prediction"]
 
 
 # -- writes --------------------------------------------------------------------------------------

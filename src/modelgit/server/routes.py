@@ -135,14 +135,18 @@ def get_model(request: Request, model_id: Annotated[str, Path(max_length=256)]) 
 def upgrade_recommendations(
         request: Request,
         provider: Annotated[str | None, Query(max_length=64, pattern=S.SEGMENT_PATTERN,
-                                              description="Only models served by this provider.")] = None,
+                                              description="Only models served by this provider; `local`: models "
+                                                          "no provider serves (provider null).")] = None,
 ) -> S.RecommendationsOut:
     context = _context(request)
     commit = context.snapshot.current.commit or context.ref
-    found = api.recommend(context.repo, commit, provider=provider, tracking_url=context.tracking_url)
+    # `local` (as in the model-versions paths) is the models no provider serves: their provider is null.
+    found = api.recommend(context.repo, commit, provider=None if provider == LOCAL else provider,
+                          tracking_url=context.tracking_url)
+    items = [i for i in found.recommendations if provider != LOCAL or i["provider"] is None]
     return S.RecommendationsOut(commit=found.commit or "", recommendations=[
         S.RecommendationOut(**{k: S.finite(v) for k, v in item.items() if k != "model"},
-                            model=item["model"]) for item in found.recommendations])
+                            model=item["model"]) for item in items])
 
 
 @router.get("/model-versions/{provider}/{model}/current", response_model=S.CurrentOut, dependencies=read,
