@@ -262,6 +262,10 @@ def test_rate_limit_429(example_repo: Repo, tmp_path: Path) -> None:
         assert int(limited.headers["retry-after"]) >= 1
         # Per token: another token still has its burst.
         assert get(live, "/api/status", scope="admin").status_code == 200
+        # Guessing tokens is limited per client address.
+        guesses = [httpx.get(live.url + "/api/status", headers={"Authorization": f"Bearer guess-{i}"}).status_code
+                   for i in range(4)]
+        assert guesses == [401, 401, 401, 429]
 
 
 def test_rate_limiter_refills() -> None:

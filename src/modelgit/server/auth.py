@@ -36,17 +36,14 @@ def require(scope: str) -> Callable[..., Token]:
               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Token:
         context = request.app.state.context
         token = context.tokens.check(credentials.credentials) if credentials is not None else None
+        limiter: RateLimiter | None = request.app.state.rate_limiter
         if token is None:
+            # Failed attempts share one bucket per client address: guessing tokens is rate-limited too.
+            _limit(limiter, f"\0client:{request.client.host if request.client else '?'}", "this client")
             raise ApiError(401, "missing or invalid bearer token",
                            "send Authorization: Bearer <token>; create one with 'modelgit token create'",
                            {"WWW-Authenticate": "Bearer"})
-        limiter: RateLimiter | None = request.app.state.rate_limiter
-        if limiter is not None:
-            wait = limiter.take(token.name)
-            if wait > 0:
-                raise ApiError(429, f"rate limit of token '{token.name}' exceeded",
-                               f"retry after {RateLimiter.retry_after(wait)} s",
-                               {"Retry-After": RateLimiter.retry_after(wait)})
+        _limit(limiter, token.name, f"token '{token.name}'")
         if not allows(token.scope, scope):
             raise ApiError(403, f"token '{token.name}' has scope '{token.scope}'; this needs '{scope}'",
                            f"create a token with 'modelgit token create --scope {scope}'")
@@ -55,3 +52,12 @@ def require(scope: str) -> Callable[..., Token]:
 
     check.__name__ = f"require_{scope}"
     return check
+
+
+def _limit(limiter: RateLimiter | None, key: str, who: str) -> None:
+    if limiter is None:
+        return
+    wait = limiter.take(key)
+    if wait > 0:
+        after = RateLimiter.retry_after(wait)
+        raise ApiError(429, f"rate limit of {who} exceeded", f"retry after {after} s", {"Retry-After": after})
