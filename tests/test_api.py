@@ -91,3 +91,29 @@ def test_importing_the_facade_imports_nothing_heavy() -> None:
             "'rich'} & set(sys.modules); print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_route_and_run_as_the_runtime_serves(example_repo: Repo) -> None:
+    import numpy as np
+
+    found = api.route(example_repo.root, MODEL, key="user-1")
+    assert found.serving == found.version in {"v1.0-hybrid", "v2.0-real"} and found.unloadable is None
+    assert found.commit == example_repo.head() and found.as_dict()["version"] == found.version
+    pinned = api.run(example_repo.root, f"{MODEL}:v1.0-hybrid", np.zeros((2, 10), np.float32))
+    assert (pinned.version, pinned.routed, len(pinned.outputs[0])) == ("v1.0-hybrid", None, 2)
+    assert json.loads(json.dumps(pinned.as_dict()))["outputs"] == list(pinned.outputs)
+    with pytest.raises(UsageError) as caught:
+        api.run(example_repo.root, f"{MODEL}:v1.0-hybrid", np.zeros((2, 3), np.float32), source="request")
+    assert caught.value.message.startswith("request: ")
+
+
+def test_init_writes_a_registry_that_validates(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = api.init(tmp_path / "new")
+    assert result.committed is not None
+    assert api.validate(tmp_path / "new").valid
+
+
+def test_usage_takes_since_as_a_date_or_its_text(example_repo: Repo) -> None:
+    with pytest.raises(UsageError) as caught:
+        api.usage(example_repo.root, MODEL, since="last week")
+    assert (caught.value.message, caught.value.hint) == ("since 'last week' is not a date", "write it as YYYY-MM-DD")

@@ -95,3 +95,28 @@ def test_the_scan_would_see_a_circle(tmp_path: Path) -> None:
 def test_the_cli_package_keeps_its_entry_points() -> None:
     cli = importlib.import_module("modelgit.cli")
     assert callable(cli.main) and callable(cli.run) and cli.cli.name == "cli"
+
+
+# What a command module may take from the library besides modelgit.api: errors, rendering and
+# output files, and the argument parsers the commands share with the library.
+COMMAND_IMPORTS = {"modelgit", "modelgit.api", "modelgit.errors", "modelgit.cli._render", "modelgit.render",
+                   "modelgit.outputs", "modelgit.ci", "modelgit.proposals", "modelgit.snapshot"}
+COMMAND_NAMES = {"modelgit": {"api", "render"}, "modelgit.ci": {"write_reports"},
+                 "modelgit.outputs": {"write_output"}, "modelgit.snapshot": {"MODELS_DIR"},
+                 "modelgit.proposals": {"check_model_id", "is_uri", "parse_split"}}
+
+
+def test_commands_compose_nothing_but_the_facade() -> None:
+    """Commands are thin: parse, one call of modelgit.api, render (library internals stay behind it)."""
+    for path in sorted((SRC / "cli").glob("*.py")):
+        if path.name in ("__init__.py", "_render.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("modelgit"):
+                assert node.module in COMMAND_IMPORTS, f"{path.name}:{node.lineno}: from {node.module}"
+                allowed = COMMAND_NAMES.get(node.module or "")
+                if allowed is not None:
+                    names = {alias.name for alias in node.names}
+                    assert names <= allowed, f"{path.name}:{node.lineno}: {names - allowed}"
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("modelgit") for a in node.names), f"{path.name}:{node.lineno}"

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from modelgit.diff import Change
     from modelgit.gitstore import GitRepo
     from modelgit.proposals import Outcome
+    from modelgit.scaffold import InitResult
     from modelgit.snapshot import Snapshot
     from modelgit.sources import Report as SourcesReport
     from modelgit.validate import Report, Validator
@@ -48,7 +49,9 @@ __all__ = [
     "HistoryEntry",
     "HistoryResult",
     "ModelSummary",
+    "Prediction",
     "Recommendations",
+    "Route",
     "ShowResult",
     "UpgradeCheck",
     "UsageReport",
@@ -61,10 +64,13 @@ __all__ = [
     "diff",
     "evaluate",
     "history",
+    "init",
     "open_repo",
     "open_tracker",
     "propose",
     "recommend",
+    "route",
+    "run",
     "show",
     "usage",
     "validate",
@@ -295,6 +301,46 @@ class UsageReport:
         return {"commit": self.commit, "models": [m.as_dict() for m in self.models]}
 
 
+@dataclass(frozen=True)
+class Route:
+    """Which version of a model serves a routing key. ``version`` is the routed one; ``serving``
+    differs from it when the routed version cannot load (``unloadable`` says why) and the active
+    version serves instead."""
+
+    model: str
+    key: str | None
+    version: str
+    serving: str
+    commit: str | None
+    weight: float | None
+    unloadable: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "key": self.key, "version": self.version, "serving": self.serving,
+                "commit": self.commit, "weight": self.weight}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A model's outputs for one input, and which version gave them. ``routed`` and ``fallback``
+    are set when another version than the routed one answered (``fallback``: why)."""
+
+    model: str
+    version: str
+    commit: str | None
+    outputs: tuple[Any, ...]
+    routed: str | None = None
+    fallback: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"model": self.model, "version": self.version, "commit": self.commit,
+                                  "outputs": list(self.outputs)}
+        if self.routed is not None:
+            result["routed"] = self.routed
+            result["fallback"] = self.fallback
+        return result
+
+
 # -- read-only views ------------------------------------------------------------------------------
 def show(repo: str | os.PathLike[str] | GitRepo, ref: str = "HEAD", model: str | None = None) -> ShowResult:
     """The models at ``ref`` (all, or ``model``; an unknown id is a UsageError with close matches).
@@ -346,7 +392,7 @@ def diff(repo: str | os.PathLike[str] | GitRepo, base: str = "HEAD~1", head: str
     loader = Loader(open_repo(repo))
     old = loader.load(base)
     new = loader.load(head, worktree=worktree)
-    changes = registry_changes(views._states(old), views._states(new))
+    changes = registry_changes(views.model_states(old), views.model_states(new))
     return DiffResult(old.commit, new.commit, tuple(changes))
 
 
@@ -363,6 +409,88 @@ def validate(repo: str | os.PathLike[str] | GitRepo, ref: str | None = "HEAD", b
 
     return Validator(open_repo(repo)).validate(None if worktree else ref, base=base, worktree=worktree,
                                                check_artifacts=check_artifacts)
+
+
+def init(directory: str | os.PathLike[str]) -> InitResult:
+    """Create a registry in ``directory`` (made a git repository if it is not one): settings,
+    schemas, an example model with a small ONNX artifact, and CI workflows; committed when the
+    directory is a new repository.
+
+    >>> api.init("models").committed is not None                     # doctest: +SKIP
+    True
+    """
+    from modelgit.scaffold import init_registry
+
+    return init_registry(directory)
+
+
+# -- runtime ----------------------------------------------------------------------------------------
+def route(repo: str | os.PathLike[str] | GitRepo, model: str, key: str | None = None, ref: str = "HEAD") -> Route:
+    """The version of ``model`` (or a pinned ``model:version``) that serves ``key`` at ``ref``,
+    sticky A/B routing as the runtime does it (without a key, a weighted random choice).
+
+    >>> api.route(".", "calling_score", key="user-42").version         # doctest: +SKIP
+    'v4'
+    """
+    from modelgit.runtime.registry import Registry
+
+    reg = Registry(open_repo(repo), ref)
+    name = model.partition(":")[0]
+    routed, serving = reg.resolve(model, key=key)
+    unloadable = None if serving == routed else reg.info(name)["errors"].get(routed, "it cannot be loaded")
+    return Route(name, key, routed, serving, reg.commit, reg.weight(f"{name}:{serving}"), unloadable)
+
+
+def run(repo: str | os.PathLike[str] | GitRepo, model: str, inputs: Any, key: str | None = None,
+        ref: str = "HEAD", *, source: str = "input", given: str = "the input") -> Prediction:
+    """Run ``model`` (or ``model:version``) at ``ref`` on ``inputs`` (one array, or a mapping of
+    input name → array) as the runtime serves it: the routed version, else the active one when the
+    routed version cannot take the input. UsageError (whose message starts with ``source``) when
+    no version can; ``given`` names the inputs in the reasons.
+
+    >>> api.run(".", "calling_score", np.zeros((1, 10), np.float32)).outputs   # doctest: +SKIP
+    ([[0.42]],)
+    """
+    import numpy as np
+
+    from modelgit.errors import ModelgitError
+    from modelgit.runtime.inputs import input_problem
+    from modelgit.runtime.registry import HostedModel, Registry
+    from modelgit.sessions import Deadline
+
+    reg = Registry(open_repo(repo), ref)
+    name, _, pinned = model.partition(":")
+    routed, serving = reg.resolve(model, key=key)
+    candidates = [serving]
+    active = reg.info(name)["active"]
+    if not pinned and active and active != serving:
+        candidates.append(active)  # the runtime answers with the active version too
+    problems: list[str] = []
+    for version in candidates:
+        session = reg.session(f"{name}:{version}")
+        if isinstance(session, HostedModel):
+            raise UsageError(f"'{name}' version '{version}' is hosted by {session.provider}; "
+                             f"call the provider with {session.model_id}")
+        problem = input_problem(session, inputs, given=given)
+        if problem is None:
+            deadline = Deadline()
+            try:
+                with deadline:
+                    outputs = reg.run(f"{name}:{version}", inputs, run_options=deadline.run_options)
+            except ModelgitError:
+                raise
+            except Exception as exc:  # onnxruntime refuses the input
+                deadline.check(f"{name}:{version}")
+                problem = f"the model rejected the input: {str(exc).strip()[:300]}"
+            else:
+                values = tuple(np.asarray(o).tolist() for o in outputs)
+                if version == routed:
+                    return Prediction(name, version, reg.commit, values)
+                fallback = problems[0] if problems else reg.info(name)["errors"].get(routed, "")
+                return Prediction(name, version, reg.commit, values, routed, fallback)
+        problems.append(f"'{version}': {problem}" if len(candidates) > 1 else problem)
+    raise UsageError(f"{source}: " + "; ".join(problems),
+                     hint=f"check the input's shape and dtype against 'modelgit show {name}'")
 
 
 # -- proposals ------------------------------------------------------------------------------------
@@ -706,8 +834,9 @@ def auto_rollback(repo: str | os.PathLike[str] | GitRepo, model: str, ref: str =
 
 
 def usage(repo: str | os.PathLike[str] | GitRepo, model: str | None = None, task: str | None = None,
-          since: date | None = None, ref: str = "HEAD", tracking_url: str | None = None) -> UsageReport:
-    """Observed usage of ``model`` (or every model) per phase, version and task, from ``since`` on.
+          since: date | str | None = None, ref: str = "HEAD", tracking_url: str | None = None) -> UsageReport:
+    """Observed usage of ``model`` (or every model) per phase, version and task, from ``since`` on
+    (a date, or its ISO text YYYY-MM-DD).
     A phase starts at each commit of ``ref``'s history that changes the model's split or statuses.
 
     >>> api.usage(".", "calling_score").models[0].phases[-1].split      # doctest: +SKIP
@@ -716,6 +845,11 @@ def usage(repo: str | os.PathLike[str] | GitRepo, model: str | None = None, task
     from modelgit.decisions import model_usage
     from modelgit.snapshot import Loader
 
+    if isinstance(since, str):
+        try:
+            since = date.fromisoformat(since)
+        except ValueError:
+            raise UsageError(f"since '{since}' is not a date", hint="write it as YYYY-MM-DD") from None
     git = open_repo(repo)
     snapshot = Loader(git).load(ref)
     if model is not None:

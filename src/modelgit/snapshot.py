@@ -182,6 +182,28 @@ class _WorktreeSource:
         return self._bytes[entry.blob]
 
 
+class _OverlaySource:
+    """A snapshot source that serves changed files from memory and the rest from its base."""
+
+    def __init__(self, base: Any, blobs: dict[str, bytes]) -> None:
+        self.base = base
+        self.repo = base.repo
+        self.blobs = blobs
+
+    def read_many(self, items: Iterable[tuple[str, Entry]]) -> dict[str, bytes]:
+        items = list(items)
+        result = {e.blob: self.blobs[e.blob] for _, e in items if e.blob in self.blobs}
+        rest = [(p, e) for p, e in items if e.blob not in self.blobs]
+        if rest:
+            result.update(self.base.read_many(rest))
+        return result
+
+    def read(self, path: str, entry: Entry) -> bytes:
+        if entry.blob in self.blobs:
+            return self.blobs[entry.blob]
+        return self.base.read(path, entry)
+
+
 class Loader:
     """Loads snapshots of one repository, reusing files parsed before (keyed by path + blob)."""
 
@@ -199,6 +221,42 @@ class Loader:
             commit = self.repo.resolve(ref or "HEAD")
             entries = self.repo.tree(commit, REGISTRY_DIR)
         return self._build(commit, entries, source)
+
+    def load_models(self, ref: str, model_ids: Iterable[str], *, or_whole: bool = False) -> Snapshot:
+        """The registry at ``ref`` with only the files of ``model_ids`` among its models (settings,
+        artifacts and datasets listed as in :meth:`load`): what a change to those models needs to
+        validate it. Parsing a thousand other model files would only cost time (a second per
+        thousand). With ``or_whole``, when none of them exists at ``ref`` the whole registry is
+        loaded instead, so that "unknown model" can suggest the ids that are close.
+
+        >>> Loader(repo).load_models("HEAD", ["calling_score"]).models.keys()   # doctest: +SKIP
+        dict_keys(['calling_score'])
+        """
+        commit = self.repo.resolve(ref)
+        entries = self.repo.tree(commit, REGISTRY_DIR)
+        paths = {model_path(model_id) for model_id in model_ids}
+        if or_whole and not paths & entries.keys():
+            return self._build(commit, entries, _GitSource(self.repo))
+        wanted = {p: e for p, e in entries.items() if p in paths or model_id_of(p) is None}
+        return self._build(commit, wanted, _GitSource(self.repo))
+
+    def overlay(self, base: Snapshot, changes: Mapping[str, bytes | None]) -> Snapshot:
+        """The snapshot ``base`` would become with ``changes`` (path → new content, None deletes)
+        applied; nothing is written. Changed files are served from memory, the rest from ``base``.
+
+        >>> after = loader.overlay(base, {"registry/models/m.yaml": new_text})   # doctest: +SKIP
+        """
+        entries = dict(base.entries)
+        blobs: dict[str, bytes] = {}
+        for path, data in changes.items():
+            if data is None:
+                entries.pop(path, None)
+            else:
+                blob = blob_id(data)
+                blobs[blob] = data
+                if path.startswith(f"{REGISTRY_DIR}/"):
+                    entries[path] = Entry("100644", blob)
+        return self._build(base.commit, entries, _OverlaySource(base.source, blobs))
 
     def _build(self, commit: str | None, entries: dict[str, Entry], source: Any) -> Snapshot:
         wanted = [

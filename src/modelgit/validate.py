@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -14,7 +15,7 @@ from modelgit.artifacts import ArtifactFacts
 from modelgit.errors import Finding, InvalidError, LimitError, TransientError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
 from modelgit.sessions import Limits
-from modelgit.snapshot import Loader, Snapshot, model_path
+from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, model_path
 from modelgit.spec import FileArtifact, Model
 
 MAX_LINK_HOPS = 8
@@ -93,6 +94,28 @@ class Validator:
             findings.extend(base_findings(base_snapshot, snapshot, undo))
         findings.sort(key=lambda f: (f.path, f.line or 0, f.col or 0, f.code))
         return report
+
+    def validate_change(self, base: Snapshot, changes: Mapping[str, bytes | None], models: Sequence[str],
+                        reverts: Sequence[str] = ()) -> Snapshot:
+        """Validate the registry ``base`` would become with ``changes`` (path → new content, None
+        deletes), with the same pipeline as :meth:`validate` and the base-ref rules, for the files
+        of ``models`` and the changed model files; ``reverts``: the commits the change says it
+        reverts. Returns the snapshot after the change; InvalidError with every finding if anything
+        is wrong. Nothing is written.
+
+        >>> after = Validator(repo).validate_change(base, proposal.changes, ["calling_score"])  # doctest: +SKIP
+        """
+        after = self.loader.overlay(base, changes)
+        touched = {model_path(m) for m in models} | {p for p in changes if p.startswith(MODELS_DIR)}
+        findings = [f for f in after.findings() if f.path in touched]
+        if not findings:
+            self._check_files(after, {m: after.models[m] for m in models if m in after.models}, findings)
+            undo = reverted_moves(self.loader, list(reverts)) if reverts else {}
+            findings.extend(f for f in base_findings(base, after, undo) if f.path in touched)
+        if findings:
+            raise InvalidError("the change would make the registry invalid; nothing was committed",
+                               findings=findings)
+        return after
 
     def forget_except(self, snapshot: Snapshot) -> None:
         """Keep only what the files of ``snapshot`` need: a long-lived validator (the runtime's)

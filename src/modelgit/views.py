@@ -59,7 +59,7 @@ def show(snapshot: Snapshot, model_id: str | None = None) -> dict[str, Any]:
 def diff(loader: Loader, base: str, head: str | None, *, worktree: bool = False) -> dict[str, Any]:
     old = loader.load(base)
     new = loader.load(head, worktree=worktree)
-    changes = registry_changes(_states(old), _states(new))
+    changes = registry_changes(model_states(old), model_states(new))
     return {"base": old.commit, "head": new.commit, "changes": [c.as_dict() for c in changes]}
 
 
@@ -67,7 +67,7 @@ def _state(parsed: ParsedFile) -> Model | Invalid:
     return parsed.spec if parsed.spec is not None else Invalid(parsed.blob)
 
 
-def _states(snapshot: Snapshot) -> dict[str, Model | Invalid]:
+def model_states(snapshot: Snapshot) -> dict[str, Model | Invalid]:
     """Every model file of the snapshot: its model, or Invalid (so it does not read as removed)."""
     return {mid: _state(parsed) for mid, parsed in snapshot.files.items()}
 

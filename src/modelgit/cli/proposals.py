@@ -107,9 +107,9 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         (--provider P --model-id ID)."""
         import os
 
-        from modelgit import proposals
+        from modelgit.proposals import is_uri
 
-        if artifact is not None and not proposals.is_uri(artifact) and not os.path.isabs(artifact) \
+        if artifact is not None and not is_uri(artifact) and not os.path.isabs(artifact) \
                 and obj.repo_path not in ("", "."):
             artifact = os.path.join(obj.repo_path, artifact)  # -C PATH: "run as if started in PATH"
         return run_proposal(
@@ -176,9 +176,9 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     @pass_context
     def split(obj: Any, model: str, shares: tuple[str, ...], **opts: Any) -> int:
         """Set the A/B traffic split of MODEL, e.g. v1=90 v2=10 (must sum to 100)."""
-        from modelgit import proposals
+        from modelgit.proposals import parse_split
 
-        return run_proposal(obj, "split", model, split=proposals.parse_split(shares), **opts)
+        return run_proposal(obj, "split", model, split=parse_split(shares), **opts)
 
     @cli.group()
     def ab() -> None:

@@ -123,10 +123,10 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         A relative DIRECTORY is taken from the -C path."""
         import os
 
-        from modelgit.scaffold import init_registry
+        from modelgit import api
 
         target = os.path.normpath(os.path.join(obj.repo_path, directory))
-        result = init_registry(target)
+        result = api.init(target)
         for path in result.written:
             click.echo(f"wrote {path}")
         for warning in result.warnings:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from modelgit.cli._render import emit_json
-from modelgit.errors import EXIT_OK, ModelgitError, UsageError
+from modelgit.errors import EXIT_OK, UsageError
 
 
 def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> None:
@@ -24,20 +24,16 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
 
         When the routed version cannot load, the active version serves it: the text output
         says so on stderr, the JSON output has both ("version" and "serving")."""
-        from modelgit.runtime.registry import Registry
+        from modelgit import api
 
-        reg = Registry(obj.repo(), ref)
-        name = model.partition(":")[0]
-        routed, serving = reg.resolve(model, key=key)
+        found = api.route(obj.repo(), model, key=key, ref=ref)
         if as_json:
-            emit_json({"model": name, "key": key, "version": routed, "serving": serving,
-                        "commit": reg.commit, "weight": reg.weight(f"{name}:{serving}")})
+            emit_json(found.as_dict())
         else:
-            click.echo(routed)
-            if serving != routed:
-                reason = reg.info(name)["errors"].get(routed, "it cannot be loaded")
-                click.echo(f"note: '{routed}' cannot be loaded ({reason}); the active version "
-                           f"'{serving}' serves it", err=True)
+            click.echo(found.version)
+            if found.serving != found.version:
+                click.echo(f"note: '{found.version}' cannot be loaded ({found.unloadable}); the active version "
+                           f"'{found.serving}' serves it", err=True)
         return EXIT_OK
 
     @cli.command("run")
@@ -51,49 +47,12 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         """Run MODEL (or MODEL:VERSION) on an input array and print the outputs as JSON."""
         import json
 
-        import numpy as np
-
-        from modelgit.runtime.inputs import input_problem
-        from modelgit.runtime.registry import HostedModel, Registry
-        from modelgit.sessions import Deadline
+        from modelgit import api
 
         inputs = _read_inputs(input_path)
-        reg = Registry(obj.repo(), ref)
-        name, _, pinned = model.partition(":")
-        routed, serving = reg.resolve(model, key=key)
-        candidates = [serving]
-        active = reg.info(name)["active"]
-        if not pinned and active and active != serving:
-            candidates.append(active)  # the runtime answers with the active version too
-        problems: list[str] = []
-        for version in candidates:
-            session = reg.session(f"{name}:{version}")
-            if isinstance(session, HostedModel):
-                raise UsageError(f"'{name}' version '{version}' is hosted by {session.provider}; "
-                                 f"call the provider with {session.model_id}")
-            problem = input_problem(session, inputs, given="the .npz")
-            if problem is None:
-                deadline = Deadline()
-                try:
-                    with deadline:
-                        outputs = reg.run(f"{name}:{version}", inputs, run_options=deadline.run_options)
-                except ModelgitError:
-                    raise
-                except Exception as exc:  # onnxruntime refuses the input
-                    deadline.check(f"{name}:{version}")
-                    problem = f"the model rejected the input: {str(exc).strip()[:300]}"
-                else:
-                    result: dict[str, Any] = {"model": name, "version": version, "commit": reg.commit,
-                                              "outputs": [np.asarray(o).tolist() for o in outputs]}
-                    if version != routed:
-                        result["routed"] = routed
-                        result["fallback"] = problems[0] if problems else \
-                            reg.info(name)["errors"].get(routed, "")
-                    click.echo(json.dumps(result))
-                    return EXIT_OK
-            problems.append(f"'{version}': {problem}" if len(candidates) > 1 else problem)
-        raise UsageError(f"{input_path}: " + "; ".join(problems),
-                         hint=f"check the input's shape and dtype against 'modelgit show {name}'")
+        result = api.run(obj.repo(), model, inputs, key=key, ref=ref, source=input_path, given="the .npz")
+        click.echo(json.dumps(result.as_dict()))
+        return EXIT_OK
 
 
 def _read_inputs(input_path: str) -> Any:
