@@ -173,7 +173,7 @@ def test_upgrade_creates_a_branch_and_leaves_the_served_ref_and_worktree_alone(l
     # The served registry did not change; the same proposal again is refused (the branch exists).
     assert get(live, f"/api/model-versions/{QWEN}/current").json()["commit"] == before
     again = post(live, f"/api/model-versions/{QWEN}/upgrade", {"version": "1.2.0"})
-    assert again.status_code == 400
+    assert again.status_code == 409
     assert "already exists" in again.json()["error"]
 
 
@@ -429,3 +429,14 @@ def test_auto_upgrade_proposes_on_a_branch_when_usage_says_so(example_repo: Repo
     assert example_repo.git("status", "--porcelain") == ""
     proposed = yaml.safe_load(example_repo.git("show", f"{body['commit']}:registry/models/calling_score.yaml"))
     assert [v["status"] for v in proposed["versions"]] == ["deprecated", "active"]
+
+
+def test_hostile_text_is_422_never_500(live: Live) -> None:
+    url = f"{live.url}/api/model-versions/{QWEN}/upgrade"
+    headers = {**live.auth("propose"), "content-type": "application/json"}
+    for raw in (b'{"version": "2.0", "improvements": ["a\\udc00b"]}',  # a lone surrogate
+                b'{"version": "2.0", "migrationNotes": "line\\nbreak"}',
+                b'{"version": "2.0", "artifactUri": "s3://a\\u0085b", "sha256": "' + b"a" * 64 + b'"}',
+                b'{"version": "2.0", "improvements": "not a list"}', b'{"version": ', b"\xff\xfe"):
+        response = httpx.post(url, content=raw, headers=headers)
+        assert response.status_code == 422, (raw, response.text)

@@ -4,8 +4,8 @@
 >>> uvicorn.run(app, host="127.0.0.1", port=8000)                                     # doctest: +SKIP
 
 Errors are JSON ``{error, hint}`` (and ``findings`` when a change is invalid), never a traceback:
-UsageError → 400 (an unknown model → 404), InvalidError → 422, GitError/TransientError → 503,
-anything else → 500 with "please report".
+UsageError → 400 (an unknown model → 404, a proposal branch that exists → 409), InvalidError → 422,
+GitError/TransientError → 503, anything else → 500 with "please report".
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, (GitError, TransientError)):
             return _error(503, exc.message, exc.hint or "retry later", {"Retry-After": "5"}, findings)
         if isinstance(exc, UsageError):
-            status = 404 if exc.message.startswith(("unknown model", "unknown git ref")) else 400
+            # The error tree has no "not found"/"conflict" kinds: the library's stable wording says which.
+            status = (404 if exc.message.startswith(("unknown model", "unknown git ref"))
+                      else 409 if "already exists" in exc.message else 400)
             return _error(status, exc.message, exc.hint, findings=findings)
         status = 422 if isinstance(exc, InvalidError) else 400
         return _error(status, exc.message, exc.hint, findings=findings)

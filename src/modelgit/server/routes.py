@@ -28,7 +28,8 @@ ID_DOC = ("A registry model id `provider/model` (e.g. `openrouter/qwen-2.5-7b-in
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": S.ErrorBody, "description": text}
-    for code, text in ((400, "The request cannot be carried out (e.g. the branch exists already)."),
+    for code, text in ((400, "The request cannot be carried out."),
+                       (409, "The proposal branch exists already (proposed before)."),
                        (401, "Missing or invalid bearer token."), (403, "The token lacks the scope."),
                        (404, "Unknown model or version, or a malformed id."),
                        (413, "Request body too large."),

@@ -20,6 +20,8 @@ VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
 HOSTED_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+~/-]*$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 COMMIT_PATTERN = r"^[0-9a-f]{40}$"
+# A URI in printable ASCII (no space): the same in every regex dialect (ECMA's \s is not Python's).
+URI_PATTERN = r"^[a-z][a-z0-9+.-]*://[\x21-\x7e]+$"
 # Free text (notes, improvements, tasks): printable, no control characters.
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
@@ -188,7 +190,7 @@ class UpgradeIn(RequestModel):
                                  description="The provider's model id of the new version (hosted models); "
                                              "default: the one of the newest hosted version.")
     artifact_uri: str | None = Field(default=None, min_length=1, max_length=1000,
-                                     pattern=r"^[a-z][a-z0-9+.-]*://[^\s\x00-\x1f\x7f]+$",
+                                     pattern=URI_PATTERN,
                                      description="For ONNX models: the URI of the new artifact (with sha256).")
     sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
     improvements: list[Text] = Field(default_factory=list, max_length=50)
