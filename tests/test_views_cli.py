@@ -507,10 +507,12 @@ def test_every_command_and_option_has_help() -> None:
     assert {"show", "history", "diff", "init", "validate", "promote", "ab", "ab start", "ab stop"} <= set(seen)
 
 
-HEAVY = ("onnxruntime", "numpy", "jsonschema", "rich", "sqlalchemy", "alembic")
+HEAVY = ("onnxruntime", "numpy", "jsonschema", "rich", "sqlalchemy", "alembic", "fastapi", "starlette",
+         "uvicorn")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["show", "--help"], ["validate", "--help"], ["ab", "start", "-h"]])
+@pytest.mark.parametrize("args", [["--help"], ["show", "--help"], ["validate", "--help"], ["ab", "start", "-h"],
+                                  ["serve", "--help"], ["token", "create", "--help"]])
 def test_help_does_not_import_heavy_modules(args: list[str]) -> None:
     code = (
         "import sys\n"

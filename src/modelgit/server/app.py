@@ -1,0 +1,157 @@
+"""The FastAPI application of ``modelgit serve``: :func:`create_app`.
+
+>>> app = create_app(".", ref="main", tokens=TokenStore.load(Path("tokens.json")))   # doctest: +SKIP
+>>> uvicorn.run(app, host="127.0.0.1", port=8000)                                     # doctest: +SKIP
+
+Errors are JSON ``{error, hint}`` (and ``findings`` when a change is invalid), never a traceback:
+UsageError → 400 (an unknown model → 404, a proposal branch that exists → 409), InvalidError → 422,
+GitError/TransientError → 503, anything else → 500 with "please report".
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from modelgit.errors import GitError, InvalidError, ModelgitError, TransientError, UsageError, printable
+from modelgit.gitstore import GitRepo
+from modelgit.server.auth import ApiError
+from modelgit.server.context import LiveSnapshot, ServerContext
+from modelgit.server.limits import DEFAULT_MAX_BODY, BodyLimit, RateLimiter
+from modelgit.server.tokens import TokenStore
+
+__all__ = ["OPTIONAL_ROUTERS", "create_app"]
+
+log = logging.getLogger("modelgit.server")
+
+# Routers built elsewhere, included when their module is there (each exposes ``router``).
+OPTIONAL_ROUTERS = ("modelgit.server.dashboard", "modelgit.server.feed")
+
+DESCRIPTION = """\
+The HTTP face of a git-native model registry. **Reads** answer from the registry committed at the
+served ref (hot-reloaded). **Writes never move the served ref**: they commit a proposal on a new
+branch `modelgit/<model>/<action>-<version>` and return its name and commit, for a person or CI to merge.
+
+**Model ids.** A registry model id is its file path under `registry/models/` without `.yaml`.
+`openrouter/qwen-2.5-7b-instruct` is `/api/model-versions/openrouter/qwen-2.5-7b-instruct/…`;
+an id without `/` such as `calling_score` takes the provider `local`:
+`/api/model-versions/local/calling_score/…`. Every id (any depth) is also `/api/models/{id}`.
+
+**Auth.** `Authorization: Bearer <token>` from `modelgit token create --scope read|propose|admin`;
+reads need `read`, writes (`upgrade`, `auto-upgrade`, `usage`, `feedback`) need `propose`.
+"""
+
+
+def _error(status: int, error: str, hint: str = "", headers: dict[str, str] | None = None,
+           findings: list[str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": printable(error), "hint": printable(hint)}
+    if findings:
+        body["findings"] = findings
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status_code, exc.error, exc.hint, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        hint = "see /docs for the endpoints" if exc.status_code in (404, 405) else ""
+        return _error(exc.status_code, str(exc.detail), hint, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        findings = []
+        for item in exc.errors()[:20]:
+            where = ".".join(str(part) for part in item.get("loc", ()))
+            findings.append(printable(f"{where}: {item.get('msg', 'invalid')}"))
+        return _error(422, "invalid request", "see /docs for the request's shape", findings=findings)
+
+    @app.exception_handler(ModelgitError)
+    async def modelgit_error(request: Request, exc: ModelgitError) -> JSONResponse:
+        findings = [f.render() for f in exc.findings]
+        if isinstance(exc, (GitError, TransientError)):
+            return _error(503, exc.message, exc.hint or "retry later", {"Retry-After": "5"}, findings)
+        if isinstance(exc, UsageError):
+            # The error tree has no "not found"/"conflict" kinds: the library's stable wording says which.
+            status = (404 if exc.message.startswith(("unknown model", "unknown git ref"))
+                      else 409 if "already exists" in exc.message else 400)
+            return _error(status, exc.message, exc.hint, findings=findings)
+        status = 422 if isinstance(exc, InvalidError) else 400
+        return _error(status, exc.message, exc.hint, findings=findings)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "modelgit failed unexpectedly; this is a bug", "please report it with the server log")
+
+
+def create_app(repo_path: str | os.PathLike[str] = ".", *, ref: str = "main", tokens: TokenStore,
+               tracking_url: str | None = None, push: str | None = None, poll_interval: float = 1.0,
+               max_body: int = DEFAULT_MAX_BODY, rate: float = 50.0, burst: int = 100) -> FastAPI:
+    """The app serving the registry at ``ref`` of the repository at ``repo_path``.
+
+    ``tokens``: the accepted bearer tokens; ``tracking_url``: the usage database (default as the
+    CLI's: ``MODELGIT_TRACKING_URL``, ``tracking.url``, ``.git/modelgit/usage.sqlite``);
+    ``push``: a remote proposal branches are pushed to; ``poll_interval``: seconds between polls of
+    the ref (0: no reloads); ``max_body``: bytes per request body; ``rate``/``burst``: the token
+    bucket per token (requests per second, burst size)."""
+    from modelgit.server.routes import router
+
+    repo = GitRepo.discover(repo_path)
+    live = LiveSnapshot(repo, ref, poll_interval)
+    context = ServerContext(Path(repo.root), ref, repo, live, tokens, tracking_url=tracking_url, push=push)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context.tracker = _open_tracker(context)
+        live.start()
+        try:
+            yield
+        finally:
+            live.stop()
+            context.tracker.close()
+
+    app = FastAPI(title="modelgit", version=_version(), description=DESCRIPTION, lifespan=lifespan)
+    app.state.context = context
+    app.state.rate_limiter = RateLimiter(rate, burst)
+    _install_error_handlers(app)
+    app.include_router(router)
+    for name in OPTIONAL_ROUTERS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise  # the module is there but needs something missing: say so
+            continue
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=max_body)
+    return app
+
+
+def _open_tracker(context: ServerContext) -> Any:
+    from modelgit.tracking import Tracker, resolve_url
+
+    snapshot = context.snapshot.current
+    settings = snapshot.settings.spec if snapshot.settings is not None else None
+    tracking = getattr(settings, "tracking", None)
+    url = resolve_url(context.tracking_url, getattr(tracking, "url", None), context.repo.git_dir / "modelgit",
+                      repo_root=context.repo.root)
+    return Tracker(url, retention_days=getattr(tracking, "retention_days", None))
+
+
+def _version() -> str:
+    from modelgit import __version__
+
+    return __version__
