@@ -440,3 +440,37 @@ def test_hostile_text_is_422_never_500(live: Live) -> None:
                 b'{"version": "2.0", "improvements": "not a list"}', b'{"version": ', b"\xff\xfe"):
         response = httpx.post(url, content=raw, headers=headers)
         assert response.status_code == 422, (raw, response.text)
+
+
+# -- the dashboard and the feed sit behind the same tokens -----------------------------------------------
+def test_the_dashboard_and_the_feed_need_a_read_token(live: Live) -> None:
+    for path in ("/", "/models/calling_score", "/api/snapshot?ref=main"):
+        assert httpx.get(live.url + path).status_code == 401, path
+        assert get(live, path).status_code == 200, path
+
+
+def test_a_browser_logs_in_once_and_the_cookie_opens_the_dashboard(live: Live) -> None:
+    with httpx.Client(base_url=live.url) as browser:
+        assert browser.get("/login").status_code == 200
+        refused = browser.post("/login", data={"token": "not-a-token"})
+        assert refused.status_code == 401 and "not valid" in refused.text and not browser.cookies
+        done = browser.post("/login", data={"token": live.tokens["read"]})
+        assert done.status_code == 303 and done.headers["location"] == "/"
+        cookie = done.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert browser.get("/").status_code == 200
+        assert "calling_score" in browser.get("/models/calling_score").text
+
+
+def test_a_replica_reads_the_feed_with_its_token(live: Live, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelgit import Registry
+    from modelgit.errors import ModelgitError
+
+    with pytest.raises(ModelgitError):
+        Registry.open(live.url, ref="main", cache_dir=tmp_path / "no-token", feed=True)
+    monkeypatch.setenv("MODELGIT_FEED_TOKEN", live.tokens["read"])
+    reg = Registry.open(live.url, ref="main", cache_dir=tmp_path / "with-token", feed=True)
+    assert reg.commit == live.app.state.context.repo.resolve("main")
+    assert reg.route("calling_score", key="user-1") in ("v1.0-hybrid", "v2.0-real")
+    reg.close()

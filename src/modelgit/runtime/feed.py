@@ -68,6 +68,8 @@ FORMAT = 1
 SNAPSHOT_PATH = "/api/snapshot"
 ARTIFACT_PATH = "/api/artifacts/"
 TRAILER = "Modelgit-Feed-Commit"
+# A bearer token the replica sends to a feed whose server requires one (`modelgit serve` does: scope read).
+TOKEN_VARIABLE = "MODELGIT_FEED_TOKEN"
 SCHEME_PREFIX = "modelgit+"
 _HEX = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -203,9 +205,12 @@ class _Http:
         import httpx
 
         if self._client is None or self._client.is_closed:
+            headers = {"User-Agent": "modelgit-replica", "Accept-Encoding": "gzip"}
+            token = os.environ.get(TOKEN_VARIABLE, "").strip()
+            if token:  # a `read` token of the server (`modelgit token create --scope read`)
+                headers["Authorization"] = f"Bearer {token}"
             self._client = httpx.Client(timeout=httpx.Timeout(self.limits.timeout), follow_redirects=False,
-                                        trust_env=False, transport=self._transport,
-                                        headers={"User-Agent": "modelgit-replica", "Accept-Encoding": "gzip"})
+                                        trust_env=False, transport=self._transport, headers=headers)
         return self._client
 
     def close(self) -> None:

@@ -18,14 +18,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelgit.errors import GitError, InvalidError, ModelgitError, TransientError, UsageError, printable
 from modelgit.gitstore import GitRepo
-from modelgit.server.auth import ApiError
+from modelgit.server.auth import SESSION_COOKIE, ApiError, require
 from modelgit.server.context import LiveSnapshot, ServerContext
 from modelgit.server.limits import DEFAULT_MAX_BODY, BodyLimit, RateLimiter
 from modelgit.server.tokens import TokenStore
@@ -128,6 +128,7 @@ def create_app(repo_path: str | os.PathLike[str] = ".", *, ref: str = "main", to
     app.state.rate_limiter = RateLimiter(rate, burst)
     _install_error_handlers(app)
     app.include_router(router)
+    app.include_router(_login_router())
     for name in OPTIONAL_ROUTERS:
         try:
             module = importlib.import_module(name)
@@ -135,9 +136,42 @@ def create_app(repo_path: str | os.PathLike[str] = ".", *, ref: str = "main", to
             if exc.name != name:
                 raise  # the module is there but needs something missing: say so
             continue
-        app.include_router(module.router)
+        # The dashboard and the feed show the registry and its usage: a `read` token, like the API
+        # (a browser logs in once at /login; a replica sends MODELGIT_FEED_TOKEN).
+        app.include_router(module.router, dependencies=[Depends(require("read"))])
     app.add_middleware(BodyLimit, max_bytes=max_body)
     return app
+
+
+def _login_router() -> Any:
+    """GET /login: a form for a token; POST /login: checks it and keeps it in an HttpOnly,
+    SameSite=Strict cookie, so the dashboard works in a browser without putting tokens in URLs."""
+    from urllib.parse import parse_qs
+
+    from fastapi import APIRouter
+    from fastapi.responses import HTMLResponse, RedirectResponse
+
+    login = APIRouter(include_in_schema=False)
+    form = ('<!doctype html><title>modelgit: log in</title><form method="post" action="/login">'
+            '<label>Token <input name="token" type="password" autocomplete="off"></label> '
+            '<button>Log in</button></form><p>{note}</p>')
+
+    @login.get("/login")
+    def login_form() -> HTMLResponse:
+        return HTMLResponse(form.format(note="Create a token with: modelgit token create --scope read"))
+
+    @login.post("/login")
+    async def login_submit(request: Request) -> Any:
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+        secret = (fields.get("token") or [""])[0].strip()
+        if not secret or request.app.state.context.tokens.check(secret) is None:
+            return HTMLResponse(form.format(note="That token is not valid."), status_code=401)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+        return response
+
+    return login
 
 
 def _open_tracker(context: ServerContext) -> Any:

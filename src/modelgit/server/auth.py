@@ -15,7 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from modelgit.server.limits import RateLimiter
 from modelgit.server.tokens import Token, allows
 
-__all__ = ["ApiError", "bearer", "require"]
+__all__ = ["SESSION_COOKIE", "ApiError", "bearer", "require"]
+
+SESSION_COOKIE = "modelgit_token"  # HttpOnly, SameSite=Strict: set by POST /login for the dashboard
 
 bearer = HTTPBearer(auto_error=False, description="A token from 'modelgit token create --scope read|propose|admin'.")
 
@@ -35,7 +37,10 @@ def require(scope: str) -> Callable[..., Token]:
     def check(request: Request,
               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Token:
         context = request.app.state.context
-        token = context.tokens.check(credentials.credentials) if credentials is not None else None
+        # A browser on the dashboard sends the token as the cookie /login set; anything else, as a
+        # bearer header.
+        secret = credentials.credentials if credentials is not None else request.cookies.get(SESSION_COOKIE)
+        token = context.tokens.check(secret) if secret else None
         limiter: RateLimiter | None = request.app.state.rate_limiter
         if token is None:
             # Failed attempts share one bucket per client address: guessing tokens is rate-limited too.
