@@ -52,6 +52,43 @@ def make_app() -> Any:
     return app
 
 
+BENCH_TOKEN = "bench-read-token-0123456789abcdef"  # a read token of the full app below
+
+
+def make_full_app() -> Any:
+    """``modelgit serve``'s whole app (API, auth, dashboard, feed) of ``$MODELGIT_BENCH_FEED_REPO``,
+    with one read token, for ``uvicorn --factory``."""
+    import hashlib
+
+    from modelgit.server.app import create_app
+    from modelgit.server.tokens import TokenStore
+
+    os.environ["MODELGIT_TOKENS"] = f"bench:read:{hashlib.sha256(BENCH_TOKEN.encode()).hexdigest()}"
+    repo = Path(os.environ[REPO_VARIABLE])
+    return create_app(repo, ref="main", tokens=TokenStore.load(None), poll_interval=1.0, rate=1e9, burst=10**9,
+                      tracking_url=f"sqlite:///{repo}/.git/modelgit/usage.sqlite")
+
+
+def current_latencies(url: str, count: int) -> list[float]:
+    """Seconds per ``GET …/current`` of one model on one keep-alive connection with a read token."""
+    import httpx
+
+    times = []
+    path = f"{url}/api/model-versions/local/m00500/current"
+    with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {BENCH_TOKEN}"}) as client:
+        for _ in range(5):
+            assert client.get(path).status_code == 200
+        stop = time.monotonic() + 60
+        for _ in range(count):
+            began = time.perf_counter()
+            answer = client.get(path)
+            times.append(time.perf_counter() - began)
+            assert answer.status_code == 200, answer.status_code
+            if time.monotonic() > stop:
+                break
+    return times
+
+
 def git(root: Path, *args: str) -> str:
     proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
                           env={**os.environ, **ENV})
@@ -92,15 +129,15 @@ def free_port() -> int:
 class Server:
     """``uvicorn --factory bench_api:make_app`` in a child process."""
 
-    def __init__(self, repo: Path, workers: int) -> None:
+    def __init__(self, repo: Path, workers: int, factory: str = "make_app") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, REPO_VARIABLE: str(repo), "PYTHONPATH": os.pathsep.join(
             [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "bench_api:make_app", "--app-dir", str(ROOT / "benchmarks"),
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers), "--log-level", "warning",
-             "--no-access-log"], env=env)
+            [sys.executable, "-m", "uvicorn", "--factory", f"bench_api:{factory}",
+             "--app-dir", str(ROOT / "benchmarks"), "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(workers), "--log-level", "warning", "--no-access-log"], env=env)
 
     def wait(self, timeout: float = 60.0) -> None:
         import httpx
@@ -108,7 +145,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/api/snapshot", timeout=30).status_code == 200:
+                answer = httpx.get(self.url + "/api/snapshot", timeout=30,
+                                   headers={"Authorization": f"Bearer {BENCH_TOKEN}"})
+                if answer.status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -295,6 +334,16 @@ def main(argv: list[str] | None = None) -> int:
               f"p99 {pct(times, 0.99) * 1000:.2f} ms ({errors} errors; clients and server share the cores)")
     finally:
         server.stop()
+    for workers in sorted({1, args.workers}):
+        server = Server(big, workers, factory="make_full_app")
+        try:
+            server.wait()
+            times = current_latencies(server.url, min(args.polls, 500))
+            print(f"GET /api/model-versions/local/m00500/current (whole app: auth, rate limit; {args.models} models; "
+                  f"{workers} worker(s)): p50 {pct(times, 0.5) * 1000:.2f} ms, p99 {pct(times, 0.99) * 1000:.2f} ms "
+                  f"({len(times)} requests)")
+        finally:
+            server.stop()
     small = build_repo(work / "small", args.replica_models)
     server = Server(small, args.workers)
     try:

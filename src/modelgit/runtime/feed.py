@@ -73,7 +73,8 @@ TOKEN_VARIABLE = "MODELGIT_FEED_TOKEN"
 SCHEME_PREFIX = "modelgit+"
 _HEX = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$"  # also the feed's OpenAPI pattern for ?ref=
+_REF = re.compile(REF_PATTERN)
 REGULAR_MODES = ("100644", "100755")
 # Local commits are made by modelgit, not by whoever runs the replica (who may have no git identity).
 _IDENTITY = {"GIT_AUTHOR_NAME": "modelgit feed", "GIT_AUTHOR_EMAIL": "feed@modelgit.invalid",

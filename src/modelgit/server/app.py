@@ -97,6 +97,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "modelgit failed unexpectedly; this is a bug", "please report it with the server log")
 
 
+# What the read-token dependency adds to every route of the routers mounted behind it (documented
+# in the OpenAPI, so a client and schemathesis know them); 400 for a request the feed cannot serve.
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The request cannot be carried out (e.g. a ref the feed does not serve)."},
+    401: {"description": "Missing or invalid bearer token."},
+    403: {"description": "The token lacks the scope."},
+    429: {"description": "Rate limit of the token exceeded (see Retry-After)."},
+}
+
+
 def create_app(repo_path: str | os.PathLike[str] = ".", *, ref: str = "main", tokens: TokenStore,
                tracking_url: str | None = None, push: str | None = None, poll_interval: float = 1.0,
                max_body: int = DEFAULT_MAX_BODY, rate: float = 50.0, burst: int = 100) -> FastAPI:
@@ -138,7 +148,7 @@ def create_app(repo_path: str | os.PathLike[str] = ".", *, ref: str = "main", to
             continue
         # The dashboard and the feed show the registry and its usage: a `read` token, like the API
         # (a browser logs in once at /login; a replica sends MODELGIT_FEED_TOKEN).
-        app.include_router(module.router, dependencies=[Depends(require("read"))])
+        app.include_router(module.router, dependencies=[Depends(require("read"))], responses=AUTH_ERRORS)
     app.add_middleware(BodyLimit, max_bytes=max_body)
     return app
 

@@ -42,7 +42,7 @@ from fastapi.responses import JSONResponse, Response
 
 from modelgit.errors import ModelgitError, UsageError
 from modelgit.gitstore import GitRepo
-from modelgit.runtime.feed import FEED_HEADER, FORMAT, check_feed_ref
+from modelgit.runtime.feed import FEED_HEADER, FORMAT, REF_PATTERN, check_feed_ref
 from modelgit.snapshot import SETTINGS_PATH, Snapshot, model_id_of
 from modelgit.validate import Validator, referenced_files, resolve_path
 
@@ -289,7 +289,7 @@ def _not_modified(request: Request, ref: str | None) -> Response | None:
             responses={304: {"description": "Not modified (If-None-Match names the commit served)"},
                        404: {"description": "Unknown or unfed ref"},
                        503: {"description": "The ref has no valid commit yet"}})
-async def snapshot(request: Request, ref: str | None = Query(None, max_length=200),
+async def snapshot(request: Request, ref: str | None = Query(None, max_length=200, pattern=REF_PATTERN),
                    since: str | None = Query(None, pattern=_HEX)) -> Response:
     # Most polls are 304s answered from memory; anything that may run git goes to a thread.
     fast = _not_modified(request, ref)
@@ -305,8 +305,8 @@ def _snapshot(request: Request, ref: str | None, since: str | None) -> Response:
         published = publisher.current()
     except LookupError as exc:
         return _problem(404, str(exc))
-    except UsageError as exc:
-        return _problem(404 if "unknown git ref" in exc.message else 400, _ascii(exc.message, 300))
+    except UsageError as exc:  # a name no feed serves ('a..b', 'x.lock'), or an unknown ref: not found
+        return _problem(404, _ascii(exc.message, 300))
     except ModelgitError as exc:
         return _problem(503, _ascii(exc.message, 300), **{"Retry-After": "5"})
     if published is None:
