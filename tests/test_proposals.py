@@ -618,7 +618,7 @@ def test_rollback_that_conflicts_names_the_later_commit_and_leaves_nothing(examp
     later = r.commit("Say why v1.0-hybrid is deprecated")
     settle(r)
     before = state(r)
-    temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "modelgit-*")))
+    temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "modelgit-merge-*")))
 
     err = fails(cli, "-C", str(r.root), "rollback", "calling_score", code=1)
     assert err == (
@@ -627,7 +627,7 @@ def test_rollback_that_conflicts_names_the_later_commit_and_leaves_nothing(examp
         "hint: make the old version active again instead: modelgit rollback calling_score --to v1.0-hybrid\n"
     )
     assert_nothing_changed(before, state(r))
-    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "modelgit-*"))) == temp_before
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "modelgit-merge-*"))) == temp_before
 
     # The suggested forward change works, keeps the new comment and is a legal pull request.
     ok(cli, "-C", str(r.root), "rollback", "calling_score", "--to", "v1.0-hybrid")
