@@ -36,18 +36,19 @@ def feed_app(repo_path: Path, ref: str = "main", recheck: float = 0.0) -> Any:
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free port of 127.0.0.1; yields its base URL."""
+def serve(app: Any, *, lifespan: str = "off", timeout: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free port of 127.0.0.1 (held from binding on: no race with
+    another process) in a thread; yields its base URL. The one way every server test starts one."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + timeout
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
+from feed_support import serve
 from modelgit.server.app import create_app
 from modelgit.server.tokens import TokenStore
 
@@ -44,21 +40,5 @@ def live_server(repo_root: Path, tmp_path: Path, **options: Any) -> Iterator[Liv
     tracking_url = f"sqlite:///{tmp_path / 'usage.sqlite'}"
     options.setdefault("poll_interval", 0.2)
     app = create_app(repo_root, ref="main", tokens=store, tracking_url=tracking_url, **options)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield Live(f"http://127.0.0.1:{port}", tokens, app, tracking_url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with serve(app, lifespan="on") as url:
+        yield Live(url, tokens, app, tracking_url)

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,29 +30,16 @@ def find_chromium() -> str | None:
 @pytest.fixture
 def served(example_repo: Repo, tmp_path: Path) -> Iterator[tuple[str, Repo]]:
     """The base URL of a uvicorn server for the example repository (with recorded usage)."""
-    import uvicorn
+    from feed_support import serve
 
     head = ramp_calling_score(example_repo)
     url = f"sqlite:///{tmp_path / 'usage.sqlite'}"
     record_usage(url, head)
     app = dashboard_app(example_repo.root, url)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))  # a free port, held from here on: no race with another process
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", example_repo
+        with serve(app) as base:
+            yield base, example_repo
     finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
         tracker = getattr(app.state, "tracker", None)
         if tracker is not None:
             tracker.close()
