@@ -24,6 +24,18 @@ def printable(text: str) -> str:
                    for ch in text)
 
 
+def shown_url(url: str) -> str:
+    """A URL as messages show it: scheme, host, port and path only — no credentials, no query
+    string (it may hold a key) — and printable."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host += f":{parts.port}"
+    return printable(f"{parts.scheme}://{host}{parts.path}")
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One problem in a registry: where it is, a stable code, what is wrong and how to fix it."""

@@ -54,7 +54,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelgit.errors import GitError, InvalidError, ModelgitError, TransientError, UsageError, printable
+from modelgit.errors import GitError, InvalidError, ModelgitError, TransientError, UsageError, printable, shown_url
 from modelgit.gitstore import INCOMING, CommitWriter, GitRepo, blob_id, init_bare_repository
 from modelgit.runtime.source import ServedMemory
 from modelgit.snapshot import MODEL_SUFFIX, MODELS_DIR, SETTINGS_PATH
@@ -164,12 +164,7 @@ def check_path(path: str, *, text_file: bool) -> None:
                                 "files are registry/modelgit.yaml or registry/models/*.yaml")
 
 
-def _shown(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    return printable(f"{parts.scheme}://{host}{parts.path}")
+_shown = shown_url
 
 
 def base_url(url: str) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from modelgit.errors import SourceError, printable
+from modelgit.errors import SourceError, printable, shown_url
 from modelgit.sources._types import Limits
 from modelgit.sources.catalog import CatalogEntry, parse_page
 
@@ -33,13 +33,7 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def shown(url: str) -> str:
-    """A URL as errors show it: no credentials, no query string (it may hold a key)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    return printable(f"{parts.scheme}://{host}{parts.path}")
+shown = shown_url  # a URL as errors show it: no credentials, no query string
 
 
 def check_location(source: str, url: str) -> None:
