@@ -341,6 +341,28 @@ def test_hot_reload_after_a_commit(live: Live, example_repo: Repo) -> None:
     assert get(live, "/api/model-versions/local/calling_score/current").json()["commit"] == commit
 
 
+def test_a_restart_on_an_invalid_tip_serves_the_last_good_commit(example_repo: Repo, tmp_path: Path) -> None:
+    good = example_repo.head()
+    with live_server(example_repo.root, tmp_path):
+        pass  # served once: the commit is remembered
+    path = "registry/models/calling_score.yaml"
+    example_repo.write(path, "name: calling_score\nversions: [oops\n")
+    bad = example_repo.commit("break it")
+    with live_server(example_repo.root, tmp_path) as again:  # starts: no crash loop
+        status = get(again, "/api/status").json()
+        assert status["commit"] == good and bad[:12] in status["lastError"]
+        assert get(again, "/api/model-versions/local/calling_score/current").json()["commit"] == good
+    # Fixed, served, then the branch is moved back in time: a restart keeps the newer commit.
+    example_repo.git("checkout", "-q", good, "--", path)
+    fixed = example_repo.commit("restore calling_score")
+    with live_server(example_repo.root, tmp_path) as again:
+        assert get(again, "/api/status").json()["commit"] == fixed
+    example_repo.git("update-ref", "refs/heads/main", good)
+    with live_server(example_repo.root, tmp_path) as again:
+        status = get(again, "/api/status").json()
+        assert status["commit"] == fixed and "does not descend" in status["lastError"]
+
+
 # -- tokens and the CLI --------------------------------------------------------------------------
 def test_token_create_stores_only_the_digest_mode_0600(example_repo: Repo, cli: Any) -> None:
     code, out, err = cli("-C", str(example_repo.root), "token", "create", "--scope", "propose", "--name", "bot")

@@ -38,17 +38,29 @@ class LiveSnapshot:
     ``last_error``; the served snapshot stays."""
 
     def __init__(self, repo: GitRepo, ref: str, interval: float = 1.0) -> None:
+        from modelgit.runtime.source import ServedMemory
+
         self.repo = repo
         self.ref = ref
         self.interval = interval
         self.loader = Loader(repo)
-        self.current: Snapshot = self._load(repo.resolve(ref))
+        # As the runtime does: start from the last commit served for this ref (remembered in
+        # .git/modelgit/served/, under a key of the server's own), so a restart on an invalid tip
+        # or after a force-push back in time keeps serving instead of failing to start; the first
+        # poll then judges the tip.
+        self._memory = ServedMemory(repo, f"serve:{ref}")
+        tip = repo.resolve(ref)
+        start = self._memory.read() or tip
+        self.current: Snapshot = self._load(start)
+        self._memory.write(start)
         self.loaded_at = time.time()
         self.last_error: str | None = None
         self.refused: str | None = None  # the last commit refused, not retried until the ref moves
         self.reloads = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        if start != tip:
+            self.poll()
 
     def _load(self, commit: str) -> Snapshot:
         snapshot = self.loader.load(commit)
@@ -74,6 +86,7 @@ class LiveSnapshot:
             return False
         self.loader.forget_except([snapshot])
         self.current, self.loaded_at, self.last_error, self.refused = snapshot, time.time(), None, None
+        self._memory.write(tip)
         self.reloads += 1
         return True
 
