@@ -57,34 +57,34 @@ test-latest:
 	$(LATEST)/bin/ruff check src tests benchmarks scripts
 	$(LATEST)/bin/python -m pytest
 
+# $(call apt_if_missing,CHECK,PACKAGE,TESTS): install Debian's PACKAGE with apt-get unless the shell
+# command CHECK succeeds; where nothing can be installed (no root, no sudo) say so and let TESTS skip,
+# except under CI (CI=true), where that is a failure.
+define apt_if_missing
+if $(1) >/dev/null 2>&1; then \
+	  echo "$(2): installed"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
+	  { $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends $(2); } || \
+	  { echo "warning: could not install $(2); $(3) will be skipped"; [ -z "$$CI" ]; }; \
+	fi
+endef
+
 # The services the tests run for real: PostgreSQL's server binaries (Debian's `postgresql`), which
 # tests/pg_support.py starts as an unprivileged user in a temporary directory. Installed with apt-get
 # only when no initdb is found; the tracking tests skip PostgreSQL (and say so) without them.
 # `make test` runs it first; where nothing can be installed (no root, no sudo) it says so and the
 # PostgreSQL tests skip, except under CI (CI=true), where that is a failure.
 services:
-	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  echo "postgresql: $$(ls /usr/lib/postgresql/*/bin/initdb | tail -n 1)"; \
-	else \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
-	  { $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y --no-install-recommends postgresql; } || \
-	  { echo "warning: could not install postgresql; the PostgreSQL tests will be skipped"; [ -z "$$CI" ]; }; \
-	fi
+	@$(call apt_if_missing,ls /usr/lib/postgresql/*/bin/initdb,postgresql,the PostgreSQL tests)
 
 # The browser the dashboard test drives (tests/test_dashboard_browser.py): Debian's `chromium`, run by
 # Playwright through its executable path, so `playwright install` (a browser download) is never
 # needed. Installed with apt-get only when it is missing; the test skips (and says so) without it.
 CHROMIUM ?= /usr/bin/chromium
 browser:
-	@if [ -x "$(CHROMIUM)" ]; then \
-	  echo "chromium: $(CHROMIUM)"; \
-	else \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
-	  { $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y --no-install-recommends chromium; } || \
-	  { echo "warning: could not install chromium; the browser test will be skipped"; [ -z "$$CI" ]; }; \
-	fi
+	@$(call apt_if_missing,[ -x "$(CHROMIUM)" ],chromium,the browser test)
 
 # Refresh the lock from pyproject.toml's extras (and the tools above), for every platform.
 lock: | $(BIN)/python

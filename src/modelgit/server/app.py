@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from modelgit import api
 from modelgit.errors import GitError, InvalidError, ModelgitError, TransientError, UsageError, printable
 from modelgit.gitstore import GitRepo
 from modelgit.server.auth import SESSION_COOKIE, ApiError, require
@@ -125,7 +126,7 @@ def create_app(repo_path: str | os.PathLike[str] = ".", *, ref: str = "main", to
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        context.tracker = _open_tracker(context)
+        context.tracker = api.open_tracker(context.repo, context.snapshot.current, context.tracking_url)
         live.start()
         try:
             yield
@@ -182,17 +183,6 @@ def _login_router() -> Any:
         return response
 
     return login
-
-
-def _open_tracker(context: ServerContext) -> Any:
-    from modelgit.tracking import Tracker, resolve_url
-
-    snapshot = context.snapshot.current
-    settings = snapshot.settings.spec if snapshot.settings is not None else None
-    tracking = getattr(settings, "tracking", None)
-    url = resolve_url(context.tracking_url, getattr(tracking, "url", None), context.repo.git_dir / "modelgit",
-                      repo_root=context.repo.root)
-    return Tracker(url, retention_days=getattr(tracking, "retention_days", None))
 
 
 def _version() -> str:
