@@ -117,3 +117,19 @@ def test_usage_takes_since_as_a_date_or_its_text(example_repo: Repo) -> None:
     with pytest.raises(UsageError) as caught:
         api.usage(example_repo.root, MODEL, since="last week")
     assert (caught.value.message, caught.value.hint) == ("since 'last week' is not a date", "write it as YYYY-MM-DD")
+
+
+def test_missing_and_existing_things_have_their_own_error_kinds(example_repo: Repo) -> None:
+    """The HTTP face maps these kinds to 404 and 409; the CLI still exits 2 for both."""
+    from modelgit.errors import ConflictError, NotFoundError
+
+    for call in (lambda: api.show(example_repo.root, model="no_such_model"),
+                 lambda: api.show(example_repo.root, ref="no-such-branch"),
+                 lambda: api.propose(example_repo.root, "promote", MODEL, version="v9.9")):
+        with pytest.raises(NotFoundError) as found:
+            call()
+        assert found.value.exit_code == 2
+    api.propose(example_repo.root, "promote", MODEL, version="v2.0-real")
+    with pytest.raises(ConflictError) as exists:
+        api.propose(example_repo.root, "promote", MODEL, version="v2.0-real")
+    assert exists.value.exit_code == 2 and example_repo.git("branch", "--list", "modelgit/*").count("\n") == 0

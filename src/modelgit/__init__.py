@@ -21,6 +21,8 @@ The names below are ``modelgit.__all__`` (a test keeps the two equal):
 - ``validate_registry``: validate the registry at a ref (and against a base).
 - ``ModelgitError``: the base of every error modelgit raises (message, hint, exit code).
 - ``UsageError``: a wrong argument or unknown name (exit 2).
+- ``NotFoundError``: a UsageError for an unknown model, version or git ref (HTTP 404).
+- ``ConflictError``: a UsageError for what exists already, e.g. a proposal branch (HTTP 409).
 - ``InvalidError``: the registry, or a change to it, is invalid (exit 1).
 - ``InputError``: an input array that does not fit the model (a UsageError and a ValueError).
 - ``Finding``: one problem found in a file (path, line, column, code, message, hint).
@@ -30,14 +32,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modelgit.errors import Finding, InputError, InvalidError, ModelgitError, UsageError
+from modelgit.errors import (
+    ConflictError,
+    Finding,
+    InputError,
+    InvalidError,
+    ModelgitError,
+    NotFoundError,
+    UsageError,
+)
 
 __all__ = [
+    "ConflictError",
     "Finding",
     "HostedModel",
     "InputError",
     "InvalidError",
     "ModelgitError",
+    "NotFoundError",
     "Registry",
     "Tracker",
     "UsageError",

@@ -120,6 +120,14 @@ class UsageError(ModelgitError):
     exit_code = EXIT_USAGE
 
 
+class NotFoundError(UsageError):
+    """The thing named does not exist: an unknown model, version or git ref (exit 2; HTTP 404)."""
+
+
+class ConflictError(UsageError):
+    """What would be created exists already: a proposal branch made before (exit 2; HTTP 409)."""
+
+
 class InputError(UsageError, ValueError):
     """An input array does not fit the model (names, shape, dtype): raised by ``Registry.run``.
     Also a ValueError, what numpy-minded callers catch for a wrong shape."""

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelgit.errors import GitError, UsageError
+from modelgit.errors import ConflictError, GitError, NotFoundError, UsageError
 
 SYMLINK_MODE = "120000"
 
@@ -246,7 +246,7 @@ class GitRepo:
                 raise UsageError(f"{self.root}: the repository has no commits yet",
                                  hint="commit the registry first: git add registry && git commit -m "
                                       "'Add the model registry'")
-            raise UsageError(
+            raise NotFoundError(
                 f"unknown git ref '{ref}'",
                 hint="name a branch, tag or commit that exists (see 'git branch -a')",
             )
@@ -546,7 +546,7 @@ class CommitWriter:
         if proc.returncode != 0:
             if self.repo.try_resolve(f"refs/heads/{branch}"):
                 # It did not exist when the proposal started: a concurrent one won the race.
-                raise UsageError(f"branch '{branch}' already exists: another process created it "
+                raise ConflictError(f"branch '{branch}' already exists: another process created it "
                                  "while modelgit was working; nothing was committed",
                                  hint="pass --branch NAME, or delete it: git branch -D " + branch)
             raise GitError(f"could not create branch '{branch}': "

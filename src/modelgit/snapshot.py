@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelgit import _process, rules, yamlio
-from modelgit.errors import Finding, UsageError
+from modelgit.errors import Finding, NotFoundError
 from modelgit.gitstore import Entry, GitRepo, blob_id
 from modelgit.spec import Model, Settings, schema_validator
 
@@ -103,7 +103,7 @@ class Snapshot:
             close = difflib.get_close_matches(model_id, list(self.files), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "see 'modelgit show'"
             where = self.commit[:12] if self.commit else "the working tree"
-            raise UsageError(f"unknown model '{model_id}' at {where}", hint=hint)
+            raise NotFoundError(f"unknown model '{model_id}' at {where}", hint=hint)
         if parsed.spec is None:
             from modelgit.errors import InvalidError
 

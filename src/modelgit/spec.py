@@ -163,14 +163,14 @@ class Model(_Spec):
         return None
 
     def require_version(self, version_id: str, model_id: str | None = None) -> Version:
-        """The version with this id; a UsageError listing the known ids when there is none."""
+        """The version with this id; a NotFoundError listing the known ids when there is none."""
         found = self.version(version_id)
         if found is None:
-            from modelgit.errors import UsageError
+            from modelgit.errors import NotFoundError
 
             known = ", ".join(v.version for v in self.versions)
-            raise UsageError(f"model '{model_id or self.name}' has no version '{version_id}'",
-                             hint=f"known versions: {known}")
+            raise NotFoundError(f"model '{model_id or self.name}' has no version '{version_id}'",
+                                hint=f"known versions: {known}")
         return found
 
     @property

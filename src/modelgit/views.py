@@ -86,11 +86,11 @@ def history(repo: GitRepo, model_id: str, ref: str = "HEAD", limit: int | None =
     if not entries and not repo.tree(commit, path):
         import difflib
 
-        from modelgit.errors import UsageError
+        from modelgit.errors import NotFoundError
 
         known = [mid for p in repo.tree(commit, MODELS_DIR) if (mid := model_id_of(p)) is not None]
         close = difflib.get_close_matches(model_id, known, n=3)
-        raise UsageError(f"unknown model '{model_id}': {path} has no history at {ref}",
+        raise NotFoundError(f"unknown model '{model_id}': {path} has no history at {ref}",
                          hint=f"did you mean {', '.join(close)}?" if close
                          else "see 'modelgit show' for the model ids")
     zero = "0" * 40

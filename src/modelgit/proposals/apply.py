@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelgit.errors import GitError, InvalidError, UsageError
+from modelgit.errors import ConflictError, GitError, InvalidError, UsageError
 from modelgit.gitstore import CommitWriter, GitRepo, check_remote
 from modelgit.proposals.message import Proposal, check_model_id
 from modelgit.snapshot import Loader, Snapshot
@@ -120,7 +120,7 @@ def apply(
         target_branch = branch or proposal.default_branch()
         repo.check_branch_name(target_branch)
         if repo.try_resolve(f"refs/heads/{target_branch}"):
-            raise UsageError(f"branch '{target_branch}' already exists; nothing was committed",
+            raise ConflictError(f"branch '{target_branch}' already exists; nothing was committed",
                              hint="pass --branch NAME, or delete it: git branch -D " + target_branch)
     tree_changes: dict[str, tuple[str, str] | None] = {}
     for path, data in proposal.changes.items():

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelgit import yamledit
-from modelgit.errors import InvalidError, UsageError
+from modelgit.errors import InvalidError, NotFoundError, UsageError
 from modelgit.gitstore import blob_id
 from modelgit.proposals.message import SERVABLE, Proposal, check_model_id, check_version_id
 from modelgit.rules import signature_of
@@ -364,7 +364,7 @@ def plan_register(snapshot: Snapshot, model_id: str, version: str, new: NewVersi
     path = model_path(model_id)
     model = snapshot.model(model_id) if model_id in snapshot.files else None
     if model is None and new.task is None:
-        raise UsageError(f"unknown model '{model_id}'",
+        raise NotFoundError(f"unknown model '{model_id}'",
                          hint="to create a new model pass --task (regression, binary-classification, "
                               "multiclass or generation)")
     if model is not None and model.version(version) is not None:

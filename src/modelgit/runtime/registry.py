@@ -38,7 +38,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from modelgit.errors import InputError, InvalidError, UsageError
+from modelgit.errors import InputError, InvalidError, NotFoundError, UsageError
 from modelgit.gitstore import GitRepo
 from modelgit.runtime.reload import Reloader
 from modelgit.runtime.router import BUCKETS, _hash
@@ -423,7 +423,7 @@ def _pinnable(name: str, entry: ModelState, version_id: str) -> None:
     version = entry.model.version(version_id)
     if version is None:
         known = ", ".join(v.version for v in entry.model.versions)
-        raise UsageError(f"model '{name}' has no version '{version_id}'", hint=f"known: {known}")
+        raise NotFoundError(f"model '{name}' has no version '{version_id}'", hint=f"known: {known}")
     if version.status == "archived":
         raise InvalidError(f"'{name}:{version_id}' is archived and cannot be loaded",
                            hint="pin a deprecated, active or staging version")
@@ -435,6 +435,6 @@ def _model_state(state: State, name: str) -> ModelState:
         import difflib
 
         close = difflib.get_close_matches(name, list(state.models), n=3)
-        raise UsageError(f"unknown model '{name}' at {state.commit[:12]}",
+        raise NotFoundError(f"unknown model '{name}' at {state.commit[:12]}",
                          hint=f"did you mean {', '.join(close)}?" if close else "see 'modelgit show'")
     return entry

@@ -18,7 +18,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from modelgit.errors import GitError, UsageError
+from modelgit.errors import GitError, NotFoundError, UsageError
 from modelgit.gitstore import INCOMING, GitRepo, check_remote, clone_mirror
 
 log = logging.getLogger("modelgit.runtime")
@@ -106,7 +106,7 @@ class Mirror:
                 return found
         if _SHA.match(self.ref):
             return self.repo.resolve(self.ref)
-        raise UsageError(f"unknown git ref '{self.ref}' at {self.url}",
+        raise NotFoundError(f"unknown git ref '{self.ref}' at {self.url}",
                          hint="name a branch, tag or commit that exists on the remote")
 
     def shown(self, commit: str) -> str:

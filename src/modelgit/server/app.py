@@ -4,7 +4,8 @@
 >>> uvicorn.run(app, host="127.0.0.1", port=8000)                                     # doctest: +SKIP
 
 Errors are JSON ``{error, hint}`` (and ``findings`` when a change is invalid), never a traceback:
-UsageError → 400 (an unknown model → 404, a proposal branch that exists → 409), InvalidError → 422,
+NotFoundError (unknown model, version or ref) → 404, ConflictError (the proposal branch exists) → 409, other
+UsageErrors → 400, InvalidError → 422,
 GitError/TransientError → 503, anything else → 500 with "please report".
 """
 
@@ -24,7 +25,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelgit import api
-from modelgit.errors import GitError, InvalidError, ModelgitError, TransientError, UsageError, printable
+from modelgit.errors import (
+    ConflictError,
+    GitError,
+    InvalidError,
+    ModelgitError,
+    NotFoundError,
+    TransientError,
+    printable,
+)
 from modelgit.gitstore import GitRepo
 from modelgit.server.auth import SESSION_COOKIE, ApiError, require
 from modelgit.server.context import LiveSnapshot, ServerContext
@@ -84,12 +93,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         findings = [f.render() for f in exc.findings]
         if isinstance(exc, (GitError, TransientError)):
             return _error(503, exc.message, exc.hint or "retry later", {"Retry-After": "5"}, findings)
-        if isinstance(exc, UsageError):
-            # The error tree has no "not found"/"conflict" kinds: the library's stable wording says which.
-            status = (404 if exc.message.startswith(("unknown model", "unknown git ref"))
-                      else 409 if "already exists" in exc.message else 400)
-            return _error(status, exc.message, exc.hint, findings=findings)
-        status = 422 if isinstance(exc, InvalidError) else 400
+        status = (404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError)
+                  else 422 if isinstance(exc, InvalidError) else 400)
         return _error(status, exc.message, exc.hint, findings=findings)
 
     @app.exception_handler(Exception)
