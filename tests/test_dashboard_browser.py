@@ -130,3 +130,42 @@ def test_dashboard_in_chromium(served: tuple[str, Repo], tmp_path: Path) -> None
             assert shot.stat().st_size > 10_000
         finally:
             browser.close()
+
+
+def test_the_api_docs_render_in_chromium_without_internet(example_repo: Repo, tmp_path: Path) -> None:
+    """/docs is Swagger UI from files the server serves itself: with every request that leaves
+    127.0.0.1 refused, the page still lists every operation of /openapi.json."""
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium not found: run `make browser` (installs Debian's chromium) or set MODELGIT_CHROMIUM")
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    from server_support import live_server
+
+    with live_server(example_repo.root, tmp_path) as live, sync_playwright() as p:
+        spec = httpx.get(live.url + "/openapi.json").json()
+        operations = sum(1 for item in spec["paths"].values() for method in item
+                         if method in ("get", "post", "put", "patch", "delete"))
+        assert operations >= 10
+        outside: list[str] = []
+
+        def only_loopback(route: Any) -> None:
+            if route.request.url.startswith(live.url + "/"):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.route("**/*", only_loopback)
+            page.goto(live.url + "/docs")
+            page.wait_for_selector(".opblock", timeout=20_000)
+            assert page.locator(".opblock").count() == operations
+            assert page.locator(".opblock-summary-path", has_text="/api/snapshot").count() == 1
+            assert outside == []
+            _save(page, "api-docs.png", tmp_path)
+        finally:
+            browser.close()

@@ -139,7 +139,12 @@ def create_app(repo_path: str | os.PathLike[str] = ".", *, ref: str = "main", to
             live.stop()
             context.tracker.close()
 
-    app = FastAPI(title="modelgit", version=_version(), description=DESCRIPTION, lifespan=lifespan)
+    from fastapi_offline import FastAPIOffline
+
+    # Swagger UI at /docs from files in the fastapi-offline package: FastAPI's own /docs loads them
+    # from a CDN, a blank page on a machine without internet access.
+    app = FastAPIOffline(title="modelgit", version=_version(), description=DESCRIPTION, lifespan=lifespan,
+                         redoc_url=None, static_url="/docs-assets")
     app.state.context = context
     app.state.rate_limiter = RateLimiter(rate, burst)
     _install_error_handlers(app)
