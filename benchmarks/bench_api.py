@@ -137,7 +137,8 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", f"bench_api:{factory}",
              "--app-dir", str(ROOT / "benchmarks"), "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(workers), "--log-level", "warning", "--no-access-log"], env=env)
+             "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+             "--http", "modelgit.server.nodelay:NoDelayHTTP"], env=env)  # as `modelgit serve` runs it
 
     def wait(self, timeout: float = 60.0) -> None:
         import httpx

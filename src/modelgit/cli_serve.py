@@ -40,19 +40,23 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
                   help="Requests per second per token (token bucket).")
     @click.option("--burst", type=click.IntRange(min=1), default=100, show_default=True,
                   help="Burst size of each token's bucket.")
+    @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+                  help="Worker processes; each polls the ref and rate-limits tokens on its own.")
     @pass_context
     def serve(obj: Any, ref: str, host: str, port: int, tracking_url: str | None, tokens: str | None,
-              push: str | None, poll_interval: float, rate: float, burst: int) -> int:
+              push: str | None, poll_interval: float, rate: float, burst: int, workers: int) -> int:
         """Serve the registry at REF over HTTP (FastAPI): seed 000's /api/model-versions/… endpoints,
         /api/models, /api/usage and /api/feedback; OpenAPI at /openapi.json, docs at /docs.
 
         Reads follow REF (hot-reloaded); writes only create proposal branches. Every request needs
         a bearer token: create one with 'modelgit token create --scope read'."""
+        import json
         import os
 
         import uvicorn
 
-        from modelgit.server.app import create_app
+        from modelgit.server.app import SERVE_OPTIONS, create_app
+        from modelgit.server.nodelay import NoDelayHTTP
         from modelgit.server.tokens import ENV_VAR, TokenStore
 
         path = Path(tokens) if tokens else None
@@ -62,11 +66,19 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         if not store.tokens:
             raise UsageError(f"no tokens in {path or ENV_VAR}: every request would be refused",
                              hint="create one: modelgit token create --scope read")
-        app = create_app(obj.repo_path, ref=ref, tokens=store, tracking_url=tracking_url, push=push,
-                         poll_interval=poll_interval, rate=rate, burst=burst)
+        options = {"ref": ref, "tracking_url": tracking_url, "push": push, "poll_interval": poll_interval,
+                   "rate": rate, "burst": burst}
+        app = create_app(obj.repo_path, tokens=store, **options)  # in this process too: fails early
         if host not in ("127.0.0.1", "::1", "localhost"):
             click.echo(f"warning: binding {host}: the API is reachable from the network", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        if workers == 1:
+            uvicorn.run(app, host=host, port=port, log_level="info", http=NoDelayHTTP)
+            return EXIT_OK
+        # Each worker process builds its own app from the same options (uvicorn imports it by name).
+        os.environ[SERVE_OPTIONS] = json.dumps({**options, "repo": str(Path(obj.repo_path).absolute()),
+                                                "tokens": str(path) if path else None})
+        uvicorn.run("modelgit.server.app:app_from_environment", factory=True, workers=workers, host=host,
+                    port=port, log_level="info", http=NoDelayHTTP)
         return EXIT_OK
 
     @cli.group()

@@ -40,7 +40,7 @@ from modelgit.server.context import LiveSnapshot, ServerContext
 from modelgit.server.limits import DEFAULT_MAX_BODY, BodyLimit, RateLimiter
 from modelgit.server.tokens import TokenStore
 
-__all__ = ["OPTIONAL_ROUTERS", "create_app"]
+__all__ = ["OPTIONAL_ROUTERS", "SERVE_OPTIONS", "app_from_environment", "create_app"]
 
 log = logging.getLogger("modelgit.server")
 
@@ -162,6 +162,20 @@ def create_app(repo_path: str | os.PathLike[str] = ".", *, ref: str = "main", to
         app.include_router(module.router, dependencies=[Depends(require("read"))], responses=AUTH_ERRORS)
     app.add_middleware(BodyLimit, max_bytes=max_body)
     return app
+
+
+SERVE_OPTIONS = "MODELGIT_SERVE_OPTIONS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker of ``modelgit serve --workers N``: :func:`create_app` with the options
+    the command left in ``$MODELGIT_SERVE_OPTIONS`` (JSON; ``repo``, ``tokens`` the token file or
+    null for ``$MODELGIT_TOKENS``, and create_app's keyword arguments)."""
+    import json
+
+    options = json.loads(os.environ[SERVE_OPTIONS])
+    repo, tokens = options.pop("repo"), options.pop("tokens")
+    return create_app(repo, tokens=TokenStore.load(Path(tokens) if tokens else None), **options)
 
 
 def _login_router() -> Any:
