@@ -404,7 +404,8 @@ class HttpFeed:
             if feed._last_seen is None:
                 if isinstance(exc, (TransientError, GitError)):
                     raise UsageError(f"cannot read the feed {_shown(base)}: {exc.message[:300]}",
-                                     hint="check the URL and that the server runs") from None
+                                     hint="check the URL and that 'modelgit serve' runs there (a git "
+                                          "server's URL ends in .git, or pass feed=False)") from None
                 raise
             # A restart while the feed is down or answers badly: the cached snapshot serves.
             log.warning("modelgit: cannot poll %s, serving the cached snapshot: %s", _shown(base), exc.message[:200])
@@ -533,10 +534,19 @@ def answers_as_feed(url: str, ref: str, *, limits: FeedLimits | None = None, tra
 
 def open_if_feed(url: str, ref: str, cache_dir: str | os.PathLike[str] | None, *, explicit: bool,
                  allow_reset: bool = False, limits: FeedLimits | None = None, transport: Any = None) -> HttpFeed | None:
-    """The feed at ``url`` (``explicit``: it must be one), or None when ``url`` is a git server."""
+    """The feed at ``url`` (``explicit``: it must be one), or None when ``url`` is a git server.
+
+    A URL that does not answer is a feed unless only a git mirror of it is cached: a replica
+    restarting while its server is down serves its cached snapshot, and one that never reached
+    the server says so as a feed would, not in git's words about a clone."""
+    from modelgit.runtime.source import mirror_path
+
     base = base_url(url)
     if not explicit:
         answer = answers_as_feed(base, ref, limits=limits, transport=transport)
-        if answer is False or (answer is None and not (feed_cache(base, cache_dir)[1] / "HEAD").exists()):
+        if answer is False:
+            return None
+        if answer is None and not (feed_cache(base, cache_dir)[1] / "HEAD").exists() \
+                and mirror_path(url, cache_dir).exists():
             return None
     return HttpFeed.open(base, ref, cache_dir, limits=limits, transport=transport, allow_reset=allow_reset)

@@ -53,6 +53,12 @@ class LocalRef:
         return commit
 
 
+def mirror_path(url: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the mirror of the git URL ``url`` is kept (by default under ``~/.cache/modelgit``)."""
+    base = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "modelgit"
+    return base / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 class Mirror:
     """A git URL mirrored into ``cache_dir`` (by default ``~/.cache/modelgit``), fetched on
     :meth:`refresh` into quarantine; :meth:`accept` moves the served branch."""
@@ -70,8 +76,8 @@ class Mirror:
     def open(cls, url: str, ref: str, cache_dir: str | os.PathLike[str] | None = None) -> Mirror:
         """The mirror of ``url`` (cloned on first use, fetched otherwise)."""
         check_remote(url, "git URL")  # before the cache directory is made or reused
-        base = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "modelgit"
-        target = base / hashlib.sha256(url.encode()).hexdigest()[:16]
+        target = mirror_path(url, cache_dir)
+        base = target.parent
         if not target.exists():
             base.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + f".tmp{os.getpid()}-{threading.get_ident()}")
