@@ -1,25 +1,47 @@
-"""The dashboard without a browser: pages through FastAPI's TestClient on real git repositories,
+"""The dashboard without a browser: pages from a real uvicorn server on 127.0.0.1 and real git repositories,
 escaping of hostile text, ids that must not name a file, a page without a usage database, and the
 chart geometry as pure functions. (tests/test_dashboard_browser.py drives a real browser.)"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from markupsafe import escape
 
 from conftest import Repo
 from dashboard_support import dashboard_app, ramp_calling_score, record_usage
+from feed_support import serve
 from modelgit.server.dashboard import PALETTE, compare_bars, line_chart, split_bar
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
-def _client(repo: Repo, tracking_url: str | None = None) -> TestClient:
-    return TestClient(dashboard_app(repo.root, tracking_url))
+_servers: list[ExitStack] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers() -> Iterator[None]:
+    """Every server a test starts (a real uvicorn on 127.0.0.1) stops when the test ends."""
+    with ExitStack() as stack:
+        _servers.append(stack)
+        yield
+        _servers.pop()
+
+
+def _http(app: Any) -> httpx.Client:
+    """A client of ``app`` served by uvicorn on a free loopback port."""
+    stack = _servers[-1]
+    return stack.enter_context(httpx.Client(base_url=stack.enter_context(serve(app)), timeout=30))
+
+
+def _client(repo: Repo, tracking_url: str | None = None) -> httpx.Client:
+    return _http(dashboard_app(repo.root, tracking_url))
 
 
 def test_index_lists_every_model_with_its_split_without_a_tracker(example_repo: Repo) -> None:
@@ -54,7 +76,7 @@ def test_model_page_with_usage_draws_a_chart_per_metric(example_repo: Repo, tmp_
     record_usage(url, head)
     app = dashboard_app(example_repo.root, url)
     try:
-        text = TestClient(app).get("/models/calling_score").text
+        text = _http(app).get("/models/calling_score").text
     finally:
         app.state.tracker.close()
     assert text.count('<figure class="chart">') == 2
@@ -131,7 +153,7 @@ def test_pages_read_the_servers_shared_context_when_there_is_one(example_repo: R
     app.include_router(router)
     app.state.context = SimpleNamespace(repo=repo, ref="main", snapshot=SimpleNamespace(current=served),
                                         tracker=None)
-    client = TestClient(app)
+    client = _http(app)
     index = client.get("/").text
     assert f'at <code title="{served.commit}">' in index
     assert "v1.0-hybrid 90%" in index and "v1.0-hybrid 80%" not in index

@@ -149,6 +149,36 @@ def test_upgrade_recommendations(live: Live) -> None:
     assert sorted(i["model"] for i in local["recommendations"]) == ["calling_score", "outcome_prediction"]
 
 
+def test_recommendations_evaluate_each_model_once_per_commit(live: Live, example_repo: Repo,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluations behind recommendations (onnxruntime and a bootstrap) are kept per commit:
+    a second request runs none and answers the same as the library computing afresh."""
+    from collections import OrderedDict
+
+    import modelgit.upgrades
+    from modelgit import api
+    from modelgit.server import evaluations
+
+    monkeypatch.setattr(evaluations, "_cache", OrderedDict())  # commits of other tests may share this sha
+    calls: list[tuple[str, ...]] = []
+    real = modelgit.upgrades.check_upgrades
+
+    def counting(snapshot: Any, root: Any) -> Any:
+        calls.append(tuple(snapshot.files))
+        return real(snapshot, root)
+
+    monkeypatch.setattr(modelgit.upgrades, "check_upgrades", counting)
+    first = get(live, "/api/model-versions/upgrade-recommendations").json()
+    assert sorted(calls) == [("calling_score",), ("openrouter/qwen-2.5-7b-instruct",), ("outcome_prediction",)]
+    calls.clear()
+    second = get(live, "/api/model-versions/upgrade-recommendations").json()
+    assert calls == [] and second == first
+    monkeypatch.setattr(modelgit.upgrades, "check_upgrades", real)
+    fresh = api.recommend(example_repo.root, first["commit"], tracking_url=live.tracking_url)
+    assert [(r["model"], r["recommended"], r["reason"]) for r in fresh.recommendations] == \
+        [(r["model"], r["recommended"], r["reason"]) for r in first["recommendations"]]
+
+
 # -- writes --------------------------------------------------------------------------------------
 def test_upgrade_creates_a_branch_and_leaves_the_served_ref_and_worktree_alone(live: Live,
                                                                                example_repo: Repo) -> None:

@@ -765,10 +765,12 @@ def _usage_decisions(git: GitRepo, snapshot: Snapshot, ref: str, tracking_url: s
 
 
 def recommend(repo: str | os.PathLike[str] | GitRepo, ref: str = "HEAD", provider: str | None = None,
-              tracking_url: str | None = None) -> Recommendations:
+              tracking_url: str | None = None,
+              evaluations: Callable[[Snapshot], list[dict[str, Any]]] | None = None) -> Recommendations:
     """Per model (only those served by ``provider`` if given): should it move to its newest
     version — from observed usage (anytime-valid) when there is enough, else from the evaluation
-    comparison.
+    comparison. ``evaluations``: how to get check-upgrades' comparisons of a snapshot, when the
+    caller keeps them (the server does, per commit); by default they are computed here.
 
     >>> [(r["model"], r["recommended"]) for r in api.recommend(".").recommendations]   # doctest: +SKIP
     [('calling_score', True)]
@@ -780,7 +782,7 @@ def recommend(repo: str | os.PathLike[str] | GitRepo, ref: str = "HEAD", provide
 
     git = open_repo(repo)
     snapshot = Validator(git).loader.load(ref)
-    evaluated, _ = evaluate_upgrades(snapshot, git.root)
+    evaluated = evaluations(snapshot) if evaluations is not None else evaluate_upgrades(snapshot, git.root)[0]
     with open_tracker(git, snapshot, tracking_url) as tracker:
         usages = {mid: model_usage(git, tracker, mid, ref) for mid in snapshot.models}
     return Recommendations(snapshot.commit, tuple(recommend_from(snapshot, usages, evaluated, provider=provider)))

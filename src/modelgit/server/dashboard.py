@@ -247,7 +247,6 @@ def _usage_values(tracker: Any, model_id: str) -> tuple[dict[str, dict[date, flo
 # and model, as a commit's files never change (the working tree, commit None, is never cached).
 # Bounded so that a long-lived server does not grow.
 _compare_cache: OrderedDict[Any, dict[str, Any]] = OrderedDict()
-_upgrades_cache: OrderedDict[Any, Any] = OrderedDict()
 _CACHE_SIZE = 64
 
 
@@ -299,23 +298,14 @@ def _recommendations(source: Source, model_id: str) -> tuple[list[dict[str, Any]
     """The model's recommendation (decisions.recommend: observed usage first, else the evaluation)
     with its evidence as indented JSON, the versions check_upgrades skipped, and a note."""
     from modelgit.decisions import model_usage, recommend
-    from modelgit.upgrades import check_upgrades
+    from modelgit.server.evaluations import upgrades
 
     one = dataclasses.replace(source.snapshot, files={model_id: source.snapshot.files[model_id]})
     note = ""
-    key = (source.snapshot.commit, model_id)
-    with _lock:
-        cached = _upgrades_cache.get(key)
-    if cached is not None:
-        evaluated, skipped = cached
-    else:
-        try:
-            evaluated, skipped = check_upgrades(one, source.repo.root)
-        except ModelgitError as exc:
-            evaluated, skipped, note = [], [], f"evaluation failed: {exc.message}"
-        else:
-            _remember(_upgrades_cache, key, (evaluated, skipped))
-    evaluated = [dict(item) for item in evaluated]  # recommend's items must not alias the cache
+    try:
+        evaluated, skipped = upgrades(source.snapshot, source.repo.root, [model_id])
+    except ModelgitError as exc:
+        evaluated, skipped, note = [], [], f"evaluation failed: {exc.message}"
     usages = {}
     if source.tracker is not None:
         try:

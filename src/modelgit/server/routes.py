@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
 from modelgit import api
+from modelgit.server import evaluations
 from modelgit.server import schemas as S
 from modelgit.server.auth import ApiError, require
 from modelgit.server.context import ServerContext
@@ -143,7 +144,8 @@ def upgrade_recommendations(
     commit = context.snapshot.current.commit or context.ref
     # `local` (as in the model-versions paths) is the models no provider serves: their provider is null.
     found = api.recommend(context.repo, commit, provider=None if provider == LOCAL else provider,
-                          tracking_url=context.tracking_url)
+                          tracking_url=context.tracking_url,
+                          evaluations=lambda snapshot: evaluations.upgrades(snapshot, context.repo.root)[0])
     items = [i for i in found.recommendations if provider != LOCAL or i["provider"] is None]
     return S.RecommendationsOut(commit=found.commit or "", recommendations=[
         S.RecommendationOut(**{k: S.finite(v) for k, v in item.items() if k != "model"},
