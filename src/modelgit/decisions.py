@@ -320,7 +320,7 @@ def recommend(snapshot: Snapshot, usages: dict[str, ModelUsage], evaluated: list
         if provider is not None and provider_of(model) != provider:
             continue
         active = model.active
-        latest = next((v for v in reversed(model.versions) if v.status in ("staging", "active")), None)
+        latest = model.latest
         item: dict[str, Any] = {
             "provider": provider_of(model), "model": model_id,
             "currentVersion": active.version if active else None,

@@ -180,6 +180,17 @@ class Model(_Spec):
                 return candidate
         return None
 
+    @property
+    def latest(self) -> Version | None:
+        """The newest version that may serve (staging or active), in release order."""
+        return next((v for v in reversed(self.versions) if v.status in ("staging", "active")), None)
+
+    def upgrades(self) -> list[Version]:
+        """The versions released after the active one (all, without one) that may serve."""
+        active = self.active
+        start = self.versions.index(active) + 1 if active is not None else 0
+        return [v for v in self.versions[start:] if v.status in ("staging", "active")]
+
     def split(self) -> dict[str, float]:
         """Traffic per version id in percent; 100 % to the active version when none is set."""
         if self.traffic:

@@ -99,13 +99,8 @@ def _version(model: Model, version: Version) -> S.VersionOut:
         breaking_changes=list(version.breaking_changes), migration_notes=version.migration_notes)
 
 
-def _latest(model: Model) -> Version | None:
-    """The newest version that may serve (staging or active), in release order."""
-    return next((v for v in reversed(model.versions) if v.status in ("staging", "active")), None)
-
-
 def _model_out(model_id: str, model: Model, snapshot: Snapshot) -> S.ModelOut:
-    active, latest = model.active, _latest(model)
+    active, latest = model.active, model.latest
     return S.ModelOut(**_ref(model_id, snapshot), task=model.task, owner=model.owner, description=model.description,
                       current_version=active.version if active else None,
                       latest_version=latest.version if latest else None, traffic=model.split(),
@@ -158,7 +153,7 @@ def upgrade_recommendations(
 def current(request: Request, provider: Provider, model: ModelPart) -> S.CurrentOut:
     snapshot = _context(request).snapshot.current
     model_id, spec = _model(snapshot, from_path(provider, model))
-    active, latest = spec.active, _latest(spec)
+    active, latest = spec.active, spec.latest
     return S.CurrentOut(**_ref(model_id, snapshot), current_version=active.version if active else None,
                         latest_version=latest.version if latest else None, traffic=spec.split(),
                         version=_version(spec, active) if active else None)
@@ -187,12 +182,10 @@ def history(request: Request, provider: Provider, model: ModelPart,
 def upgrades(request: Request, provider: Provider, model: ModelPart) -> S.UpgradesOut:
     snapshot = _context(request).snapshot.current
     model_id, spec = _model(snapshot, from_path(provider, model))
-    active, latest = spec.active, _latest(spec)
-    start = spec.versions.index(active) + 1 if active else 0
-    newer = [v for v in spec.versions[start:] if v.status in ("staging", "active")]
+    active, latest = spec.active, spec.latest
     return S.UpgradesOut(**_ref(model_id, snapshot), current_version=active.version if active else None,
                          latest_version=latest.version if latest else None,
-                         upgrades=[_version(spec, v) for v in newer])
+                         upgrades=[_version(spec, v) for v in spec.upgrades()])
 
 
 @router.get("/model-versions/{provider}/{model}/compare", response_model=S.CompareOut, dependencies=read,
