@@ -10,13 +10,13 @@ commit; a git or transient failure (memory, threads, I/O) is retried on the next
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from modelgit.errors import GitError, ModelgitError, TransientError
+from modelgit.runtime.poller import Poller
 from modelgit.runtime.source import LocalRef, Mirror, ServedMemory
 
 if TYPE_CHECKING:
@@ -48,8 +48,7 @@ class Reloader:
         self._loader = loader
         self._current = current
         self._swap = swap
-        self._watcher: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._watcher: Poller | None = None
 
     def first_state(self, allow_reset: bool) -> tuple[State, bool]:
         """The state to start serving and whether the candidate is newer than it: the last commit
@@ -133,24 +132,11 @@ class Reloader:
     def watch(self, interval: float, jitter: float = 0.0) -> None:
         """Reload every ``interval`` seconds, each wait drawn in ``interval · (1 ± jitter)`` so that
         many replicas started together do not poll their server in step."""
-        if self._watcher is not None:
-            return
-        self._stop.clear()
-        jitter = min(max(jitter, 0.0), 1.0)
-        draw = random.Random()  # private: the host's global generator is not ours to move
-
-        def loop() -> None:
-            while not self._stop.wait(interval * (1.0 + draw.uniform(-jitter, jitter))):
-                try:
-                    self.reload()
-                except Exception:  # never let the watcher die; the state keeps serving
-                    log.exception("modelgit: reload failed")
-
-        self._watcher = threading.Thread(target=loop, name="modelgit-watch", daemon=True)
-        self._watcher.start()
+        if self._watcher is None:
+            self._watcher = Poller(self.reload, interval, jitter=jitter, name="modelgit-watch", log=log)
+            self._watcher.start()
 
     def stop(self) -> None:
-        self._stop.set()
         if self._watcher is not None:
-            self._watcher.join(timeout=5)
+            self._watcher.stop(timeout=5)
             self._watcher = None

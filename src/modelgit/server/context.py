@@ -21,6 +21,7 @@ from typing import Any
 
 from modelgit.errors import ModelgitError
 from modelgit.gitstore import GitRepo
+from modelgit.runtime.poller import Poller
 from modelgit.server.tokens import TokenStore
 from modelgit.snapshot import Loader, Snapshot
 
@@ -57,8 +58,8 @@ class LiveSnapshot:
         self.last_error: str | None = None
         self.refused: str | None = None  # the last commit refused, not retried until the ref moves
         self.reloads = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(self.poll, interval, name="modelgit-serve-reload", log=log,
+                              on_error=self._failed)
         if start != tip:
             self.poll()
 
@@ -91,24 +92,14 @@ class LiveSnapshot:
         return True
 
     def start(self) -> None:
-        if self._thread is None and self.interval > 0:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="modelgit-serve-reload", daemon=True)
-            self._thread.start()
+        if self.interval > 0:  # 0: serve the snapshot loaded at start, never reload
+            self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._poller.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.poll()
-            except Exception as exc:  # a poll must never end the thread; the next one retries
-                self.last_error = f"reload failed: {exc}"
-                log.exception("reload failed")
+    def _failed(self, exc: Exception) -> None:
+        self.last_error = f"reload failed: {exc}"
 
 
 @dataclass
