@@ -15,8 +15,8 @@ from modelgit.artifacts import ArtifactFacts
 from modelgit.errors import Finding, InvalidError, LimitError, TransientError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
 from modelgit.sessions import Limits
-from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, model_path
-from modelgit.spec import FileArtifact, Model
+from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, file_refs, model_path
+from modelgit.spec import Model
 
 MAX_LINK_HOPS = 8
 TRANSIENT_CODE = "ART004"  # an artifact could not be checked this time (memory, threads, I/O)
@@ -54,8 +54,24 @@ class Report:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """The outcome of checking one model file's artifacts and datasets at a commit, with every
+    path its lookups read: it holds at a later commit as long as the file's blob is the same and
+    none of those paths (nor anything under them) changed in between."""
+
+    blob: str
+    touched: frozenset[str]
+    findings: tuple[Finding, ...]
+    count: int
+
+
 class Validator:
-    """Validates snapshots of one repository; keeps parsed files and artifact facts between runs."""
+    """Validates snapshots of one repository; keeps parsed files and artifact facts between runs.
+
+    Validating a newer commit after an older one costs what changed: the snapshot is the older
+    one plus the files ``git diff`` names (:meth:`Loader.load`), and only the models whose file or
+    referenced files changed have their artifacts and datasets checked again."""
 
     def __init__(self, repo: GitRepo, loader: Loader | None = None) -> None:
         self.repo = repo
@@ -63,6 +79,7 @@ class Validator:
         self.facts = ArtifactFacts(repo.git_dir)
         self._refs: dict[tuple[str, str], list[Any]] = {}
         self._outcomes: dict[tuple[Any, ...], tuple[Finding, ...]] = {}
+        self._checked: tuple[str, dict[str, _Checked]] | None = None  # commit → outcome per model
 
     def validate(
         self,
@@ -72,20 +89,21 @@ class Validator:
         worktree: bool = False,
         check_artifacts: bool = True,
     ) -> Report:
-        snapshot = self.loader.load(ref, worktree=worktree)
+        near = self._checked[0] if self._checked is not None else None
+        snapshot = self.loader.load(ref, worktree=worktree, near=near)
         findings = snapshot.findings()
-        models = snapshot.models
-        report = Report(snapshot.commit, None, findings, len(snapshot.files),
-                        sum(len(m.versions) for m in models.values()), snapshot=snapshot)
+        files = snapshot.files
+        report = Report(snapshot.commit, None, findings, len(files),
+                        sum(f.versions for f in files.values() if f.valid), snapshot=snapshot)
         if check_artifacts:
             # Models refused only by a semantic rule are typed too: check their artifacts, so a
             # recorded signature that differs from the file is reported as that (ART003), not
             # only as the breaking change it seems to be (RULE020).
-            checked = {mid: f.spec or f.typed for mid, f in snapshot.files.items()
-                       if f.spec is not None or f.typed is not None}
-            report.artifacts_checked, report.transient = self._check_files(snapshot, checked, findings)
+            checked = [mid for mid, f in files.items() if f.schema_ok]
+            report.artifacts_checked, report.transient = self._check_files(
+                snapshot, checked, findings, record=snapshot.complete and snapshot.commit is not None)
         if base is not None:
-            base_snapshot = self.loader.load(base)
+            base_snapshot = self.loader.load(base, near=snapshot.commit)
             report.base = base_snapshot.commit
             undo = {}
             if snapshot.commit is not None:
@@ -109,7 +127,7 @@ class Validator:
         touched = {model_path(m) for m in models} | {p for p in changes if p.startswith(MODELS_DIR)}
         findings = [f for f in after.findings() if f.path in touched]
         if not findings:
-            self._check_files(after, {m: after.models[m] for m in models if m in after.models}, findings)
+            self._check_files(after, [m for m in models if m in after.files and after.files[m].valid], findings)
             undo = reverted_moves(self.loader, list(reverts)) if reverts else {}
             findings.extend(f for f in base_findings(base, after, undo) if f.path in touched)
         if findings:
@@ -123,38 +141,70 @@ class Validator:
         live = {(model_path(model_id), parsed.blob) for model_id, parsed in snapshot.files.items()}
         self._refs = {key: refs for key, refs in self._refs.items() if key in live}
         self._outcomes = {key: found for key, found in self._outcomes.items() if key[:2] in live}
+        if self._checked is not None and self._checked[0] != snapshot.commit:
+            self._checked = None
 
-    def _check_files(self, snapshot: Snapshot, models: dict[str, Model],
-                     findings: list[Finding]) -> tuple[int, bool]:
+    def _reusable(self, snapshot: Snapshot) -> tuple[dict[str, _Checked], frozenset[str]]:
+        """The outcomes of the last commit checked, when ``snapshot`` was made from it, and the
+        paths that changed in between with every directory above them."""
+        last = self._checked
+        if last is None or not snapshot.complete:
+            return {}, frozenset()
+        if snapshot.commit == last[0]:
+            return last[1], frozenset()  # the same commit again
+        if snapshot.since is None or snapshot.since[0] != last[0]:
+            return {}, frozenset()
+        changed: set[str] = set()
+        for path in snapshot.since[1]:
+            while path and path not in changed:
+                changed.add(path)
+                path = path.rpartition("/")[0]
+        return last[1], frozenset(changed)
+
+    def _check_files(self, snapshot: Snapshot, model_ids: Sequence[str], findings: list[Finding],
+                     record: bool = False) -> tuple[int, bool]:
         """Artifacts and datasets must exist at the ref, inside the repo, with the recorded sha256
         and (for ONNX files) the recorded signature.
 
         The outcome for one model file depends only on its blob and the blobs its paths resolve
         to, so it is remembered under those ids: re-validating after one file changed re-checks
-        only that file (plus a dictionary lookup per unchanged one). An outcome with a transient
-        finding is not remembered. Returns (files checked, whether any finding is transient)."""
-        pending: list[tuple[tuple[Any, ...], str, list[Any]]] = []
+        only that file. With ``record`` (a complete snapshot at a commit), the outcome per model is
+        also kept with the paths its lookups read, so that the next commit made from this one
+        skips even the lookups of the models whose file and paths did not change. An outcome with
+        a transient finding is not remembered. Returns (files checked, whether any finding is
+        transient)."""
+        reusable, changed = self._reusable(snapshot)
+        kept: dict[str, _Checked] = {}
+        pending: list[tuple[tuple[Any, ...], str, str, list[Any], set[str], int]] = []
         checked = 0
-        for model_id, model in models.items():
-            path = model_path(model_id)
+        for model_id in model_ids:
             parsed = snapshot.files[model_id]
+            before = reusable.get(model_id)
+            if before is not None and before.blob == parsed.blob and before.touched.isdisjoint(changed):
+                findings.extend(before.findings)
+                checked += before.count
+                kept[model_id] = before
+                continue
+            path = model_path(model_id)
             refs = self._refs.get((path, parsed.blob))
             if refs is None:
                 # A model refused by a rule is checked too; its unsafe paths (already reported by
                 # the path rules) are not looked up.
-                refs = self._refs[(path, parsed.blob)] = [
-                    ref for ref in _file_refs(model) if rules.path_is_clean(ref[0])]
-            resolved = [(ref, *resolve_path(snapshot, ref[0])) for ref in refs]
+                refs = self._refs[(path, parsed.blob)] = [ref for ref in parsed.refs if rules.path_is_clean(ref[0])]
+            touched: set[str] = set()
+            resolved = [(ref, *_resolve(snapshot, ref[0], touched)) for ref in refs]
             key = (path, parsed.blob, tuple(e.blob if e else p for _, e, p in resolved))
-            checked += sum(1 for _, e, _ in resolved if e is not None)
+            count = sum(1 for _, e, _ in resolved if e is not None)
+            checked += count
             done = self._outcomes.get(key)
             if done is not None:
                 findings.extend(done)
+                self._keep(kept, model_id, parsed.blob, touched, done, count, resolved)
             else:
-                pending.append((key, path, resolved))
+                pending.append((key, model_id, path, resolved, touched, count))
         limits = Limits.from_env()
         needed = [
-            entry for _, _, resolved in pending for (_, _, _, kind, _), entry, _ in resolved
+            entry for _, _, _, resolved, _, _ in pending for (_, _, _, kind, _), entry, _ in resolved
             if entry is not None and (self.facts.digests.get(entry.blob) is None
                                       or (kind == "artifact" and not self.facts.knows_signature(entry.blob, limits)))
         ]
@@ -162,12 +212,12 @@ class Validator:
         # One model-check child for every artifact not known yet; only bytes that match their
         # recorded sha256 go to onnxruntime, even in the child.
         self.facts.prefetch_signatures([
-            (entry.blob, contents[entry.blob]) for _, _, resolved in pending
+            (entry.blob, contents[entry.blob]) for _, _, _, resolved, _, _ in pending
             for (_, _, sha256, kind, _), entry, _ in resolved
             if kind == "artifact" and entry is not None and entry.blob in contents
             and self.facts.sha256(entry.blob, contents[entry.blob]) == sha256])
         transient = False
-        for key, path, resolved in pending:
+        for key, model_id, path, resolved, touched, count in pending:
             found: list[Finding] = []
             for ref, entry, problem in resolved:
                 self._check_ref(snapshot, path, ref, entry, problem, contents, found)
@@ -175,9 +225,22 @@ class Validator:
                 transient = True
             else:
                 self._outcomes[key] = tuple(found)
+                self._keep(kept, model_id, snapshot.files[model_id].blob, touched, tuple(found), count,
+                           resolved)
             findings.extend(found)
         self.facts.flush()
+        if record:
+            assert snapshot.commit is not None
+            self._checked = (snapshot.commit, kept)
         return checked, transient
+
+    @staticmethod
+    def _keep(kept: dict[str, _Checked], model_id: str, blob: str, touched: set[str],
+              found: tuple[Finding, ...], count: int, resolved: list[Any]) -> None:
+        # A path that did not resolve is reported with the commit in its words ("does not exist
+        # at commit …"): such an outcome is never carried to another commit.
+        if all(entry is not None for _, entry, _ in resolved):
+            kept[model_id] = _Checked(blob, frozenset(touched), found, count)
 
     def _check_ref(self, snapshot: Snapshot, path: str, ref: tuple[Any, ...], entry: Entry | None,
                    problem: tuple[str, str, str] | None, contents: dict[str, bytes],
@@ -215,10 +278,10 @@ class Validator:
                                 "a truncated copy or a Git LFS pointer fails like this; export "
                                 "the model again and register it as a new version"))
             return
-        if signature is not None and signature.model_dump() != actual:
+        if signature is not None and signature != actual:
             findings.append(_at(snapshot, path, (*jpath, "signature"), "ART003",
                                 f"recorded signature does not match the ONNX file '{target}': "
-                                f"recorded {_short_signature(signature.model_dump())}, "
+                                f"recorded {_short_signature(signature)}, "
                                 f"the file has {_short_signature(actual)}",
                                 "re-register the artifact so the signature is read from it"))
 
@@ -227,21 +290,7 @@ def referenced_files(model: Model) -> list[tuple[str, str, str]]:
     """(path, sha256, kind) of every repository file the validator checks for ``model``: the
     artifacts of its versions that are not archived (kind ``artifact``) and its evaluation dataset
     (``dataset``). What a replica needs besides the registry's YAML files."""
-    return [(path, sha256, kind) for path, _, sha256, kind, _ in _file_refs(model)]
-
-
-def _file_refs(model: Model) -> list[tuple[str, tuple[Any, ...], str, str, Any]]:
-    """(path, json path, sha256, kind, signature) of every repo file a model relies on."""
-    refs: list[tuple[str, tuple[Any, ...], str, str, Any]] = []
-    for index, version in enumerate(model.versions):
-        if version.status == "archived" or not isinstance(version.artifact, FileArtifact):
-            continue
-        refs.append((version.artifact.path, ("versions", index, "artifact"),
-                     version.artifact.sha256, "artifact", version.artifact.signature))
-    if model.evaluation is not None:
-        dataset = model.evaluation.dataset
-        refs.append((dataset.path, ("evaluation", "dataset"), dataset.sha256, "dataset", None))
-    return refs
+    return [(path, sha256, kind) for path, _, sha256, kind, _ in file_refs(model)]
 
 
 _ORT_ERROR = re.compile(r"^\[ONNXRuntimeError\] : \d+ : (\w+) : (.*?)\.?$")
@@ -271,8 +320,16 @@ def _short_signature(signature: dict[str, Any]) -> str:
 def resolve_path(snapshot: Snapshot, path: str) -> tuple[Entry | None, tuple[str, str, str] | None]:
     """The file a repo-relative path names at the snapshot, following symlinks that stay inside
     the repository. Returns (entry, None) or (None, (code, message, hint))."""
+    return _resolve(snapshot, path, set())
+
+
+def _resolve(snapshot: Snapshot, path: str,
+             touched: set[str]) -> tuple[Entry | None, tuple[str, str, str] | None]:
+    """:func:`resolve_path`, adding every path it looks up to ``touched``: the outcome depends on
+    nothing else than the entries at those paths and whether anything lies under them."""
     current = path
     for _ in range(MAX_LINK_HOPS):
+        touched.add(current)
         entry = snapshot.entries.get(current)
         if entry is None:
             entry = _lookup_outside_registry(snapshot, current)
@@ -403,13 +460,17 @@ def base_findings(base: Snapshot, head: Snapshot,
     """What a change from ``base`` to ``head`` may not do, per model."""
     findings: list[Finding] = []
     undo = undo or {}
-    head_models = head.models
-    for model_id, base_model in base.models.items():
-        path = model_path(model_id)
+    for model_id, base_parsed in base.files.items():
         parsed = head.files.get(model_id)
+        if not base_parsed.valid or (parsed is not None and parsed.blob == base_parsed.blob):
+            # The rules compare two models: the same file on both sides changes nothing (and
+            # typing 10,000 unchanged models to learn that would cost seconds).
+            continue
+        base_model = base_parsed.spec
+        path = model_path(model_id)
         # A model refused only by a per-file rule is still typed: the base-ref rules apply to it
         # too, so one run reports both (an active → staging move *and* the traffic it broke).
-        head_model = head_models.get(model_id) or (parsed.typed if parsed is not None else None)
+        head_model = parsed.typed if parsed is not None else None
         if head_model is None and parsed is not None:
             continue  # unreadable at head (YAML or schema): its own findings already say why
         data = head.read(path) if head_model is not None else b""
