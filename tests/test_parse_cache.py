@@ -464,6 +464,8 @@ WORKER = textwrap.dedent("""
         cache = parsecache.ParseCache(git_dir)
         for path, blob in rng.sample(keys, 20):
             found = cache.get(path, blob)
+            if found is not None and parsecache.is_stored_value(found[4]):
+                found = (*found[:4], parsecache.read_value(found[4]))  # read back from its pack
             if found is None:
                 misses += 1
             elif found == expected(parsecache.record_key(path, blob)):

@@ -26,6 +26,7 @@ from pathlib import Path
 from modelgit.errors import GitError, UsageError
 
 SYMLINK_MODE = "120000"
+_LS_TREE_RECORD = re.compile(rb"(?:^|(?<=\0))([0-7]{6}) ([a-z]+) ([0-9a-f]{40,64})\t([^\0]*)\0")
 _NOT_A_FILE = frozenset({"000000", "160000", "040000"})  # absent, a submodule, a directory
 
 
@@ -301,16 +302,12 @@ class GitRepo:
         """Every file under ``prefix`` at ``commit`` (recursively): path → Entry."""
         out = self._git("ls-tree", "-r", "-z", "--full-tree", "--end-of-options", commit, "--",
                         prefix).stdout
-        entries: dict[str, Entry] = {}
-        for record in out.split(b"\0"):
-            if not record:
-                continue
-            meta, _, name = record.partition(b"\t")
-            mode, kind, blob = meta.split(b" ")
-            if kind != b"blob":
-                continue  # submodules ("commit") are not registry content
-            entries[name.decode("utf-8", "surrogateescape")] = Entry(mode.decode(), blob.decode())
-        return entries
+        # One regex pass instead of splitting 10,000 records in Python (a third of the time). A
+        # record starts at the output's start or after a NUL, which no path contains, so text in
+        # a path can never be read as a record of its own.
+        return {name.decode("utf-8", "surrogateescape"): Entry(mode.decode(), blob.decode())
+                for mode, kind, blob, name in _LS_TREE_RECORD.findall(out)
+                if kind == b"blob"}  # submodules ("commit") are not registry content
 
     def read_blobs(self, blobs: Iterable[str]) -> dict[str, bytes]:
         """Contents of many blobs in one ``git cat-file --batch`` round-trip."""

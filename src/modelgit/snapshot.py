@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from modelgit import _process, rules, yamlio
 from modelgit.errors import Finding, GitError, UsageError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo, blob_id
-from modelgit.parsecache import ParseCache
+from modelgit.parsecache import ParseCache, is_stored_value, read_value
 from modelgit.spec import FileArtifact, Model, Settings, schema_validator
 
 REGISTRY_DIR = "registry"
@@ -69,7 +69,8 @@ class ParsedFile:
         self.findings: tuple[Finding, ...] = tuple(findings)
         self.valid = spec is not None  # the file is a valid model (or settings): spec is typed
         self._typed = typed if typed is not None else spec
-        self._stored: bytes | None = None  # the value the schema accepted (marshal + zlib)
+        # The value the schema accepted (marshal + zlib), or where to read it in a parse cache pack.
+        self._stored: bytes | tuple[Any, int, int] | None = None
         self._versions: int | None = None
         self._refs: tuple[FileRef, ...] | None = None
 
@@ -153,24 +154,28 @@ def _record(parsed: ParsedFile, value: Any) -> tuple[Any, ...] | None:
 
 def _from_record(path: str, blob: str, record: Any) -> ParsedFile | None:
     """The parsed file a cache record stands for; None when the record is not sound."""
-    if not (isinstance(record, tuple) and len(record) == 5):
+    if not (type(record) is tuple and len(record) == 5):
         return None
     valid, findings, versions, refs, stored = record
-    if not (isinstance(valid, bool) and isinstance(findings, tuple) and type(versions) is int
-            and isinstance(refs, tuple) and (stored is None or isinstance(stored, bytes))
-            and (stored is not None or not valid)):
+    if not (type(valid) is bool and type(findings) is tuple and type(versions) is int and type(refs) is tuple
+            and (type(stored) is bytes or is_stored_value(stored) or (stored is None and not valid))):
         return None
     for found in findings:
-        if not (isinstance(found, tuple) and len(found) == 5 and _optional_int(found[0])
-                and _optional_int(found[1]) and all(isinstance(text, str) for text in found[2:])):
+        if not (type(found) is tuple and len(found) == 5 and _optional_int(found[0])
+                and _optional_int(found[1]) and all(type(text) is str for text in found[2:])):
             return None
     for ref in refs:
-        if not (isinstance(ref, tuple) and len(ref) == 5 and isinstance(ref[0], str) and isinstance(ref[1], tuple)
-                and isinstance(ref[2], str) and ref[3] in ("artifact", "dataset")
-                and (ref[4] is None or isinstance(ref[4], dict))):
+        if not (type(ref) is tuple and len(ref) == 5 and type(ref[0]) is str and type(ref[1]) is tuple
+                and type(ref[2]) is str and ref[3] in ("artifact", "dataset")
+                and (ref[4] is None or type(ref[4]) is dict)):
             return None
-    parsed = ParsedFile(path, blob, None, (Finding(path, *found) for found in findings))
+    # Made without __init__: this runs once per file of a registry on every warm load.
+    parsed = ParsedFile.__new__(ParsedFile)
+    parsed.path = path
+    parsed.blob = blob
+    parsed.findings = tuple([Finding(path, *found) for found in findings]) if findings else ()
     parsed.valid = valid
+    parsed._typed = None
     parsed._stored = stored
     parsed._versions = versions
     parsed._refs = refs
@@ -184,14 +189,60 @@ def _optional_int(value: Any) -> bool:
 def _materialize(parsed: ParsedFile) -> Any:
     """The typed model of a file from the parse cache: pydantic on the value it accepted before."""
     cls = Settings if parsed.path == SETTINGS_PATH else Model
+    stored = parsed._stored
     try:
-        assert parsed._stored is not None
-        return cls.model_validate(marshal.loads(zlib.decompress(parsed._stored)))
-    except Exception as exc:  # a damaged record that passed every check
+        data = read_value(stored) if type(stored) is tuple else stored
+        assert data is not None
+        return cls.model_validate(marshal.loads(zlib.decompress(data)))
+    except Exception as exc:  # a pack changed on disk after it was checked, by someone else
         from modelgit.errors import ModelgitError
 
         raise ModelgitError(f"{parsed.path}: the parse cache holds a damaged record for it ({exc})",
                             hint="remove .git/modelgit/parsed and run again") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a snapshot's files add up to, kept up to date by :meth:`Loader.load` when it makes a
+    snapshot from another, so that its cost follows the change: the model ids whose file has
+    findings, the stray ``.yml`` files under ``registry/models/`` (sorted) and the number of
+    versions of the valid models."""
+
+    flagged: frozenset[str]
+    strays: tuple[str, ...]
+    versions: int
+
+    @classmethod
+    def of(cls, entries: Mapping[str, Entry], files: Mapping[str, ParsedFile]) -> Summary:
+        return cls(frozenset(model_id for model_id, parsed in files.items() if parsed.findings),
+                   tuple(sorted(path for path in entries if _is_stray(path))),
+                   sum(parsed.versions for parsed in files.values() if parsed.valid))
+
+    def updated(self, base_files: Mapping[str, ParsedFile], entries: Mapping[str, Entry],
+                files: Mapping[str, ParsedFile], changed: Iterable[str]) -> Summary:
+        """This summary of ``base_files`` after the ``changed`` registry paths."""
+        flagged, strays, versions = set(self.flagged), set(self.strays), self.versions
+        for path in changed:
+            if _is_stray(path):
+                if path in entries:
+                    strays.add(path)
+                else:
+                    strays.discard(path)
+            model_id = model_id_of(path)
+            if model_id is None:
+                continue
+            old, new = base_files.get(model_id), files.get(model_id)
+            versions += (new.versions if new is not None and new.valid else 0) - \
+                (old.versions if old is not None and old.valid else 0)
+            if new is not None and new.findings:
+                flagged.add(model_id)
+            else:
+                flagged.discard(model_id)
+        return Summary(frozenset(flagged), tuple(sorted(strays)), versions)
+
+
+def _is_stray(path: str) -> bool:
+    return path.endswith(".yml") and path.startswith(MODELS_DIR)
 
 
 @dataclass(frozen=True)
@@ -208,6 +259,14 @@ class Snapshot:
     since: tuple[str, frozenset[str]] | None = field(default=None, repr=False, compare=False)
     # Whether it holds every registry file at its commit: not a partial load nor an overlay.
     complete: bool = field(default=False, repr=False, compare=False)
+    summary_: Summary | None = field(default=None, repr=False, compare=False)
+
+    def summary(self) -> Summary:
+        """What the files add up to (computed once; carried along by Loader.load)."""
+        if self.summary_ is None:
+            object.__setattr__(self, "summary_", Summary.of(self.entries, self.files))
+        assert self.summary_ is not None
+        return self.summary_
 
     @property
     def models(self) -> dict[str, Model]:
@@ -223,17 +282,16 @@ class Snapshot:
             )
         else:
             found.extend(self.settings.findings)
-        for parsed in self.files.values():
-            found.extend(parsed.findings)
+        for model_id in sorted(self.summary().flagged):
+            found.extend(self.files[model_id].findings)
         found.extend(self.stray_findings)
         return found
 
     @property
     def stray_findings(self) -> list[Finding]:
         found = []
-        for path in self.entries:
-            if path.endswith(".yml") and path.startswith(MODELS_DIR):
-                found.append(Finding(path, None, None, "REG002",
+        for path in self.summary().strays:
+            found.append(Finding(path, None, None, "REG002",
                                      "model files must end in .yaml; this one is ignored",
                                      f"rename it: git mv {path} {path[:-4]}.yaml"))
         return found
@@ -428,18 +486,19 @@ class Loader:
 
     def _build(self, commit: str | None, entries: dict[str, Entry], source: Any, *,
                complete: bool = False) -> Snapshot:
-        self._parse([(path, entry) for path, entry in entries.items()
-                     if (path == SETTINGS_PATH or model_id_of(path) is not None)
-                     and (path, entry.blob) not in self._parsed], source)
+        start, end = len(MODELS_DIR), -len(MODEL_SUFFIX)  # model_id_of, inlined: it runs per file
+        wanted = [(path, entry, path[start:end] if path.startswith(MODELS_DIR) and path.endswith(MODEL_SUFFIX)
+                   else None) for path, entry in entries.items()]
+        wanted = [item for item in wanted if item[2] is not None or item[0] == SETTINGS_PATH]
+        parsed = self._parsed
+        self._parse([(path, entry) for path, entry, _ in wanted if (path, entry.blob) not in parsed], source)
         settings = None
         files: dict[str, ParsedFile] = {}
-        for path, entry in entries.items():
-            if path == SETTINGS_PATH:
-                settings = self._parsed[(path, entry.blob)]
-                continue
-            model_id = model_id_of(path)
-            if model_id is not None:
-                files[model_id] = self._parsed[(path, entry.blob)]
+        for path, entry, model_id in wanted:
+            if model_id is None:
+                settings = parsed[(path, entry.blob)]
+            else:
+                files[model_id] = parsed[(path, entry.blob)]
         return Snapshot(commit, entries, settings, dict(sorted(files.items())), source, complete=complete)
 
     def _build_from(self, base: Snapshot, commit: str) -> Snapshot | None:
@@ -480,8 +539,9 @@ class Loader:
                 files[model_id] = parsed
         if added:
             files = dict(sorted(files.items()))
+        summary = base.summary().updated(base.files, entries, files, inside)
         return Snapshot(commit, entries, settings, files, base.source, since=(base.commit, frozenset(changed)),
-                        complete=True)
+                        complete=True, summary_=summary)
 
     def _parse(self, wanted: list[tuple[str, Entry]], source: Any) -> None:
         """Parse the files of ``wanted`` into ``_parsed``: from the parse cache when it has them
@@ -497,22 +557,26 @@ class Loader:
             gc.disable()
         try:
             todo = []
-            use_cache = self.cache.worth_loading(len(wanted))
+            files = []
             for path, entry in wanted:
                 if entry.mode == SYMLINK_MODE:
                     self._parsed[(path, entry.blob)] = ParsedFile(path, entry.blob, None, (Finding(
                         path, None, None, "REG003", "registry files must not be symlinks",
                         "replace the link by the file itself"),))
-                    continue
-                if use_cache:
-                    record = self.cache.get(path, entry.blob)
+                else:
+                    files.append((path, entry))
+            if files and self.cache.worth_loading(len(files)):
+                records = self.cache.lookup([(path, entry.blob) for path, entry in files])
+                for (path, entry), record in zip(files, records, strict=True):
+                    parsed = _from_record(path, entry.blob, record) if record is not None else None
+                    if parsed is not None:
+                        self._parsed[(path, entry.blob)] = parsed
+                        continue
                     if record is not None:
-                        parsed = _from_record(path, entry.blob, record)
-                        if parsed is not None:
-                            self._parsed[(path, entry.blob)] = parsed
-                            continue
                         self.cache.forget(path, entry.blob)
-                todo.append((path, entry))
+                    todo.append((path, entry))
+            else:
+                todo = files
             contents = source.read_many(todo) if todo else {}
             for path, entry in todo:
                 data = contents[entry.blob]

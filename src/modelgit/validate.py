@@ -15,7 +15,7 @@ from modelgit.artifacts import ArtifactFacts
 from modelgit.errors import Finding, InvalidError, LimitError, TransientError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
 from modelgit.sessions import Limits
-from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, file_refs, model_path
+from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, file_refs, model_id_of, model_path
 from modelgit.spec import Model
 
 MAX_LINK_HOPS = 8
@@ -56,14 +56,62 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class _Checked:
-    """The outcome of checking one model file's artifacts and datasets at a commit, with every
-    path its lookups read: it holds at a later commit as long as the file's blob is the same and
-    none of those paths (nor anything under them) changed in between."""
+    """The outcome of checking one model file's artifacts and datasets, with every path its
+    lookups read: it holds at a later commit as long as the file is the same and none of those
+    paths (nor anything under them) changed in between."""
 
-    blob: str
     touched: frozenset[str]
     findings: tuple[Finding, ...]
     count: int
+
+
+class _CheckState:
+    """The outcomes of the last complete commit checked, indexed so that the next commit's check
+    costs what changed: by model, by path read (to find the models a changed path concerns), the
+    models with findings and the number of files checked."""
+
+    def __init__(self, commit: str) -> None:
+        self.commit = commit
+        self.kept: dict[str, _Checked] = {}
+        self.by_path: dict[str, set[str]] = {}
+        self.flagged: set[str] = set()  # kept models whose outcome has findings
+        self.unkept: set[str] = set()  # checked, but not carried over (see _carried)
+        self.count = 0
+
+    def add(self, model_id: str, checked: _Checked) -> None:
+        self.kept[model_id] = checked
+        self.count += checked.count
+        if checked.findings:
+            self.flagged.add(model_id)
+        for path in checked.touched:
+            self.by_path.setdefault(path, set()).add(model_id)
+
+    def drop(self, model_id: str) -> None:
+        self.unkept.discard(model_id)
+        checked = self.kept.pop(model_id, None)
+        if checked is None:
+            return
+        self.count -= checked.count
+        self.flagged.discard(model_id)
+        for path in checked.touched:
+            models = self.by_path.get(path)
+            if models is not None:
+                models.discard(model_id)
+                if not models:
+                    del self.by_path[path]
+
+    def affected(self, changed: frozenset[str]) -> set[str]:
+        """The models whose outcome a change of ``changed`` paths may alter: their own file
+        changed, a path they read or a directory above it changed, or they are not carried."""
+        found = set(self.unkept)
+        for path in changed:
+            model_id = model_id_of(path)
+            if model_id is not None:
+                found.add(model_id)
+            while path:
+                found.update(self.by_path.get(path, ()))
+                path = path.rpartition("/")[0]
+        return found
 
 
 class Validator:
@@ -79,7 +127,8 @@ class Validator:
         self.facts = ArtifactFacts(repo.git_dir)
         self._refs: dict[tuple[str, str], list[Any]] = {}
         self._outcomes: dict[tuple[Any, ...], tuple[Finding, ...]] = {}
-        self._checked: tuple[str, dict[str, _Checked]] | None = None  # commit → outcome per model
+        self._checked: _CheckState | None = None
+        self._clean: dict[str, bool] = {}  # path → rules.path_is_clean(path)
 
     def validate(
         self,
@@ -89,19 +138,14 @@ class Validator:
         worktree: bool = False,
         check_artifacts: bool = True,
     ) -> Report:
-        near = self._checked[0] if self._checked is not None else None
+        near = self._checked.commit if self._checked is not None else None
         snapshot = self.loader.load(ref, worktree=worktree, near=near)
         findings = snapshot.findings()
         files = snapshot.files
-        report = Report(snapshot.commit, None, findings, len(files),
-                        sum(f.versions for f in files.values() if f.valid), snapshot=snapshot)
+        report = Report(snapshot.commit, None, findings, len(files), snapshot.summary().versions,
+                        snapshot=snapshot)
         if check_artifacts:
-            # Models refused only by a semantic rule are typed too: check their artifacts, so a
-            # recorded signature that differs from the file is reported as that (ART003), not
-            # only as the breaking change it seems to be (RULE020).
-            checked = [mid for mid, f in files.items() if f.schema_ok]
-            report.artifacts_checked, report.transient = self._check_files(
-                snapshot, checked, findings, record=snapshot.complete and snapshot.commit is not None)
+            report.artifacts_checked, report.transient = self._check_snapshot(snapshot, findings)
         if base is not None:
             base_snapshot = self.loader.load(base, near=snapshot.commit)
             report.base = base_snapshot.commit
@@ -141,65 +185,99 @@ class Validator:
         live = {(model_path(model_id), parsed.blob) for model_id, parsed in snapshot.files.items()}
         self._refs = {key: refs for key, refs in self._refs.items() if key in live}
         self._outcomes = {key: found for key, found in self._outcomes.items() if key[:2] in live}
-        if self._checked is not None and self._checked[0] != snapshot.commit:
+        self._clean = {}
+        if self._checked is not None and self._checked.commit != snapshot.commit:
             self._checked = None
 
-    def _reusable(self, snapshot: Snapshot) -> tuple[dict[str, _Checked], frozenset[str]]:
-        """The outcomes of the last commit checked, when ``snapshot`` was made from it, and the
-        paths that changed in between with every directory above them."""
-        last = self._checked
-        if last is None or not snapshot.complete:
-            return {}, frozenset()
-        if snapshot.commit == last[0]:
-            return last[1], frozenset()  # the same commit again
-        if snapshot.since is None or snapshot.since[0] != last[0]:
-            return {}, frozenset()
-        changed: set[str] = set()
-        for path in snapshot.since[1]:
-            while path and path not in changed:
-                changed.add(path)
-                path = path.rpartition("/")[0]
-        return last[1], frozenset(changed)
+    def _check_snapshot(self, snapshot: Snapshot, findings: list[Finding]) -> tuple[int, bool]:
+        """Check the artifacts and datasets of every typed model of ``snapshot`` (models refused
+        only by a semantic rule too: a recorded signature that differs from the file is then
+        reported as that, ART003, not only as the breaking change it seems to be, RULE020).
 
-    def _check_files(self, snapshot: Snapshot, model_ids: Sequence[str], findings: list[Finding],
-                     record: bool = False) -> tuple[int, bool]:
+        When ``snapshot`` was made from the last complete commit checked (Loader.load), only the
+        models that a changed path concerns are checked again; the others keep their outcome.
+        Returns (files checked, whether any finding is transient)."""
+        state, self._checked = self._checked, None  # an exception below leaves no half-updated state
+        files = snapshot.files
+        if snapshot.commit is None or not snapshot.complete:
+            self._checked = state  # nothing to record: the last commit's outcomes still hold
+            state = None
+            ids = [model_id for model_id, parsed in files.items() if parsed.schema_ok]
+        elif state is not None and snapshot.commit == state.commit:
+            ids = sorted(state.unkept)
+            for model_id in ids:
+                state.drop(model_id)
+        elif state is not None and snapshot.since is not None and snapshot.since[0] == state.commit:
+            affected = state.affected(snapshot.since[1])
+            for model_id in affected:
+                state.drop(model_id)
+            ids = sorted(m for m in affected if m in files and files[m].schema_ok)
+        else:
+            state = _CheckState(snapshot.commit)
+            ids = [model_id for model_id, parsed in files.items() if parsed.schema_ok]
+        outcomes, transient = self._check_models(snapshot, ids)
+        if state is None:
+            for _, found, _ in outcomes.values():
+                findings.extend(found)
+            return sum(count for _, _, count in outcomes.values()), transient
+        assert snapshot.commit is not None
+        state.commit = snapshot.commit
+        count = 0
+        for model_id, (checked, found, counted) in outcomes.items():
+            if checked is not None:
+                state.add(model_id, checked)
+            else:
+                state.unkept.add(model_id)
+                findings.extend(found)
+                count += counted
+        for model_id in sorted(state.flagged):
+            findings.extend(state.kept[model_id].findings)
+        self._checked = state
+        return state.count + count, transient
+
+    def _check_files(self, snapshot: Snapshot, model_ids: Sequence[str], findings: list[Finding]) -> tuple[int, bool]:
+        """Check the artifacts and datasets of ``model_ids`` (typed models of ``snapshot``).
+        Returns (files checked, whether any finding is transient)."""
+        outcomes, transient = self._check_models(snapshot, model_ids)
+        for _, found, _ in outcomes.values():
+            findings.extend(found)
+        return sum(count for _, _, count in outcomes.values()), transient
+
+    def _check_models(self, snapshot: Snapshot, model_ids: Sequence[str]
+                      ) -> tuple[dict[str, tuple[_Checked | None, tuple[Finding, ...], int]], bool]:
         """Artifacts and datasets must exist at the ref, inside the repo, with the recorded sha256
         and (for ONNX files) the recorded signature.
 
         The outcome for one model file depends only on its blob and the blobs its paths resolve
         to, so it is remembered under those ids: re-validating after one file changed re-checks
-        only that file. With ``record`` (a complete snapshot at a commit), the outcome per model is
-        also kept with the paths its lookups read, so that the next commit made from this one
-        skips even the lookups of the models whose file and paths did not change. An outcome with
-        a transient finding is not remembered. Returns (files checked, whether any finding is
-        transient)."""
-        reusable, changed = self._reusable(snapshot)
-        kept: dict[str, _Checked] = {}
+        only that file. An outcome with a transient finding is not remembered. Returns, per model,
+        its outcome to carry to later commits (None when it may not be carried: see _carried), its
+        findings and the number of files checked; and whether any finding is transient."""
+        outcomes: dict[str, tuple[_Checked | None, tuple[Finding, ...], int]] = {}
         pending: list[tuple[tuple[Any, ...], str, str, list[Any], set[str], int]] = []
-        checked = 0
+        clean = self._clean
         for model_id in model_ids:
             parsed = snapshot.files[model_id]
-            before = reusable.get(model_id)
-            if before is not None and before.blob == parsed.blob and before.touched.isdisjoint(changed):
-                findings.extend(before.findings)
-                checked += before.count
-                kept[model_id] = before
-                continue
             path = model_path(model_id)
             refs = self._refs.get((path, parsed.blob))
             if refs is None:
                 # A model refused by a rule is checked too; its unsafe paths (already reported by
                 # the path rules) are not looked up.
-                refs = self._refs[(path, parsed.blob)] = [ref for ref in parsed.refs if rules.path_is_clean(ref[0])]
+                refs = []
+                for ref in parsed.refs:
+                    ok = clean.get(ref[0])
+                    if ok is None:
+                        ok = clean[ref[0]] = rules.path_is_clean(ref[0])
+                    if ok:
+                        refs.append(ref)
+                self._refs[(path, parsed.blob)] = refs
             touched: set[str] = set()
             resolved = [(ref, *_resolve(snapshot, ref[0], touched)) for ref in refs]
             key = (path, parsed.blob, tuple(e.blob if e else p for _, e, p in resolved))
             count = sum(1 for _, e, _ in resolved if e is not None)
-            checked += count
             done = self._outcomes.get(key)
             if done is not None:
-                findings.extend(done)
-                self._keep(kept, model_id, parsed.blob, touched, done, count, resolved)
+                outcomes[model_id] = (_carried(touched, done, count, resolved), done, count)
             else:
                 pending.append((key, model_id, path, resolved, touched, count))
         limits = Limits.from_env()
@@ -223,24 +301,13 @@ class Validator:
                 self._check_ref(snapshot, path, ref, entry, problem, contents, found)
             if any(f.code == TRANSIENT_CODE for f in found):
                 transient = True
+                outcomes[model_id] = (None, tuple(found), count)
             else:
                 self._outcomes[key] = tuple(found)
-                self._keep(kept, model_id, snapshot.files[model_id].blob, touched, tuple(found), count,
-                           resolved)
-            findings.extend(found)
-        self.facts.flush()
-        if record:
-            assert snapshot.commit is not None
-            self._checked = (snapshot.commit, kept)
-        return checked, transient
-
-    @staticmethod
-    def _keep(kept: dict[str, _Checked], model_id: str, blob: str, touched: set[str],
-              found: tuple[Finding, ...], count: int, resolved: list[Any]) -> None:
-        # A path that did not resolve is reported with the commit in its words ("does not exist
-        # at commit …"): such an outcome is never carried to another commit.
-        if all(entry is not None for _, entry, _ in resolved):
-            kept[model_id] = _Checked(blob, frozenset(touched), found, count)
+                outcomes[model_id] = (_carried(touched, tuple(found), count, resolved), tuple(found), count)
+        if pending:
+            self.facts.flush()
+        return outcomes, transient
 
     def _check_ref(self, snapshot: Snapshot, path: str, ref: tuple[Any, ...], entry: Entry | None,
                    problem: tuple[str, str, str] | None, contents: dict[str, bytes],
@@ -284,6 +351,15 @@ class Validator:
                                 f"recorded {_short_signature(signature)}, "
                                 f"the file has {_short_signature(actual)}",
                                 "re-register the artifact so the signature is read from it"))
+
+
+def _carried(touched: set[str], found: tuple[Finding, ...], count: int, resolved: list[Any]) -> _Checked | None:
+    """The outcome to carry to later commits, or None: a path that did not resolve is reported
+    with the commit in its words ("does not exist at commit …"), so that outcome is never
+    carried to another commit."""
+    if all(entry is not None for _, entry, _ in resolved):
+        return _Checked(frozenset(touched), found, count)
+    return None
 
 
 def referenced_files(model: Model) -> list[tuple[str, str, str]]:
