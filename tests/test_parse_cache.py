@@ -361,6 +361,23 @@ def make_outside_cache(repo: Repo, tmp_path: Path) -> Path:
     return elsewhere
 
 
+def test_a_few_misses_in_a_large_cache_are_parsed_rather_than_loading_it(
+        example_repo: Repo, parses: Parses, monkeypatch: pytest.MonkeyPatch) -> None:
+    load(example_repo)  # the four registry files
+    parses.take()
+    size = sum(p.stat().st_size for p in pack_files(example_repo))
+    monkeypatch.setattr(parsecache, "PARSE_EQUIVALENT_BYTES", size // 4 + 1)  # worth it for 4, not 3
+    loader = Loader(GitRepo.discover(example_repo.root))
+    files = [(path, entry) for path, entry in loader.repo.tree(example_repo.head(), "registry").items()
+             if path.endswith(".yaml")]
+    loader._parse(files[:3], snapshot._GitSource(loader.repo))
+    assert parses.take() == sorted(path for path, _ in files[:3])
+    assert loader.cache._records is None  # never read
+    monkeypatch.setattr(parsecache, "PARSE_EQUIVALENT_BYTES", size)  # the cache grew by a delta: any miss loads it
+    assert loaded(load(example_repo)) == fresh(example_repo)
+    assert parses.take() == []
+
+
 # -- never a transient outcome -------------------------------------------------------------------------
 def test_a_parse_that_fails_is_not_cached(example_repo: Repo, parses: Parses,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
