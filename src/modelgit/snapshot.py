@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import difflib
 import gc
+import marshal
 import os
 import re
 import stat
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +24,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelgit import _process, rules, yamlio
-from modelgit.errors import Finding, NotFoundError
-from modelgit.gitstore import Entry, GitRepo, blob_id
-from modelgit.spec import Model, Settings, schema_validator
+from modelgit.errors import Finding, GitError, NotFoundError
+from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo, blob_id
+from modelgit.parsecache import ParseCache, is_stored_value, read_value
+from modelgit.spec import FileArtifact, Model, Settings, schema_validator
 
 REGISTRY_DIR = "registry"
 SETTINGS_PATH = f"{REGISTRY_DIR}/modelgit.yaml"
@@ -43,18 +46,203 @@ def model_id_of(path: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedFile:
-    """A registry file read and checked on its own: the typed model (None when invalid) and
-    every finding about it. (The plain data is not kept: it doubled memory for nothing.)"""
+FileRef = tuple[str, tuple[Any, ...], str, str, Any]
 
-    path: str
-    blob: str
-    spec: Any  # Model | Settings | None
-    findings: tuple[Finding, ...]
-    # The typed model even when a semantic rule refused it (spec is then None), so that the
-    # base-ref rules can still say what a change may not do; None when the schema refused it.
-    typed: Any = None
+
+class ParsedFile:
+    """A registry file read and checked on its own: every finding about it and, when the schema
+    accepted it, its typed model (``typed``; also ``spec`` when no rule refused it, else ``spec``
+    is None so that only valid models are served, while the base-ref rules can still say what a
+    change may not do). The plain data is not kept: it doubled memory for nothing.
+
+    A file that comes from the parse cache (:mod:`modelgit.parsecache`) builds its typed model on
+    first use, from the stored value the schema accepted: 10,000 pydantic models cost 1.5 s to
+    build and most commands look at a few. What validation needs of every file (findings, number
+    of versions, the repository files it refers to) is plain data, there from the start.
+    """
+
+    __slots__ = ("_refs", "_stored", "_typed", "_versions", "blob", "findings", "path", "valid")
+
+    def __init__(self, path: str, blob: str, spec: Any, findings: Iterable[Finding], typed: Any = None) -> None:
+        self.path = path
+        self.blob = blob
+        self.findings: tuple[Finding, ...] = tuple(findings)
+        self.valid = spec is not None  # the file is a valid model (or settings): spec is typed
+        self._typed = typed if typed is not None else spec
+        # The value the schema accepted (marshal + zlib), or where to read it in a parse cache pack.
+        self._stored: bytes | tuple[Any, int, int] | None = None
+        self._versions: int | None = None
+        self._refs: tuple[FileRef, ...] | None = None
+
+    @property
+    def spec(self) -> Any:
+        """The typed model (Model or Settings) when the file is valid, else None."""
+        return self.typed if self.valid else None
+
+    @property
+    def typed(self) -> Any:
+        """The typed model whenever the schema accepted the file (even if a rule refused it)."""
+        if self._typed is None and self._stored is not None:
+            self._typed = _materialize(self)
+        return self._typed
+
+    @property
+    def schema_ok(self) -> bool:
+        """Whether the schema accepted the file (so ``typed`` is a model), without building it."""
+        return self._typed is not None or self._stored is not None
+
+    @property
+    def versions(self) -> int:
+        """The number of versions of a typed model file (0 for anything else)."""
+        if self._versions is None:
+            typed = self._typed
+            self._versions = len(typed.versions) if isinstance(typed, Model) else 0
+        return self._versions
+
+    @property
+    def refs(self) -> tuple[FileRef, ...]:
+        """The repository files a typed model relies on (:func:`file_refs`)."""
+        if self._refs is None:
+            typed = self._typed
+            self._refs = file_refs(typed) if isinstance(typed, Model) else ()
+        return self._refs
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedFile):
+            return NotImplemented
+        return (self.path, self.blob, self.findings, self.valid, self.typed) == \
+            (other.path, other.blob, other.findings, other.valid, other.typed)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.blob))
+
+    def __repr__(self) -> str:
+        return f"ParsedFile(path={self.path!r}, blob={self.blob!r}, valid={self.valid}, findings={self.findings!r})"
+
+
+def file_refs(model: Model) -> tuple[FileRef, ...]:
+    """(path, json path, sha256, kind, recorded signature as plain data or None) of every
+    repository file ``model`` relies on: the artifact of each version that is not archived (kind
+    ``artifact``) and its evaluation dataset (``dataset``)."""
+    refs: list[FileRef] = []
+    for index, version in enumerate(model.versions):
+        artifact = version.artifact
+        if version.status == "archived" or not isinstance(artifact, FileArtifact):
+            continue
+        signature = artifact.signature.model_dump() if artifact.signature is not None else None
+        refs.append((artifact.path, ("versions", index, "artifact"), artifact.sha256, "artifact", signature))
+    if model.evaluation is not None:
+        dataset = model.evaluation.dataset
+        refs.append((dataset.path, ("evaluation", "dataset"), dataset.sha256, "dataset", None))
+    return tuple(refs)
+
+
+def _record(parsed: ParsedFile, value: Any) -> tuple[Any, ...] | None:
+    """What the parse cache keeps of a parsed file (plain data, see :func:`_from_record`); None
+    when it cannot be kept."""
+    if any(f.path != parsed.path for f in parsed.findings):
+        return None
+    stored = None
+    if parsed.schema_ok:
+        try:
+            stored = zlib.compress(marshal.dumps(value), 1)
+        except ValueError:  # not plain data: never the case for a value the schema accepted
+            return None
+    findings = tuple((f.line, f.col, f.code, f.message, f.hint) for f in parsed.findings)
+    return (parsed.valid, findings, parsed.versions, parsed.refs, stored)
+
+
+def _from_record(path: str, blob: str, record: Any) -> ParsedFile | None:
+    """The parsed file a cache record stands for; None when the record is not sound."""
+    if not (type(record) is tuple and len(record) == 5):
+        return None
+    valid, findings, versions, refs, stored = record
+    if not (type(valid) is bool and type(findings) is tuple and type(versions) is int and type(refs) is tuple
+            and (type(stored) is bytes or is_stored_value(stored) or (stored is None and not valid))):
+        return None
+    for found in findings:
+        if not (type(found) is tuple and len(found) == 5 and _optional_int(found[0])
+                and _optional_int(found[1]) and all(type(text) is str for text in found[2:])):
+            return None
+    for ref in refs:
+        if not (type(ref) is tuple and len(ref) == 5 and type(ref[0]) is str and type(ref[1]) is tuple
+                and type(ref[2]) is str and ref[3] in ("artifact", "dataset")
+                and (ref[4] is None or type(ref[4]) is dict)):
+            return None
+    # Made without __init__: this runs once per file of a registry on every warm load.
+    parsed = ParsedFile.__new__(ParsedFile)
+    parsed.path = path
+    parsed.blob = blob
+    parsed.findings = tuple([Finding(path, *found) for found in findings]) if findings else ()
+    parsed.valid = valid
+    parsed._typed = None
+    parsed._stored = stored
+    parsed._versions = versions
+    parsed._refs = refs
+    return parsed
+
+
+def _optional_int(value: Any) -> bool:
+    return value is None or type(value) is int
+
+
+def _materialize(parsed: ParsedFile) -> Any:
+    """The typed model of a file from the parse cache: pydantic on the value it accepted before."""
+    cls = Settings if parsed.path == SETTINGS_PATH else Model
+    stored = parsed._stored
+    try:
+        data = read_value(stored) if type(stored) is tuple else stored
+        assert data is not None
+        return cls.model_validate(marshal.loads(zlib.decompress(data)))
+    except Exception as exc:  # a pack changed on disk after it was checked, by someone else
+        from modelgit.errors import ModelgitError
+
+        raise ModelgitError(f"{parsed.path}: the parse cache holds a damaged record for it ({exc})",
+                            hint="remove .git/modelgit/parsed and run again") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a snapshot's files add up to, kept up to date by :meth:`Loader.load` when it makes a
+    snapshot from another, so that its cost follows the change: the model ids whose file has
+    findings, the stray ``.yml`` files under ``registry/models/`` (sorted) and the number of
+    versions of the valid models."""
+
+    flagged: frozenset[str]
+    strays: tuple[str, ...]
+    versions: int
+
+    @classmethod
+    def of(cls, entries: Mapping[str, Entry], files: Mapping[str, ParsedFile]) -> Summary:
+        return cls(frozenset(model_id for model_id, parsed in files.items() if parsed.findings),
+                   tuple(sorted(path for path in entries if _is_stray(path))),
+                   sum(parsed.versions for parsed in files.values() if parsed.valid))
+
+    def updated(self, base_files: Mapping[str, ParsedFile], entries: Mapping[str, Entry],
+                files: Mapping[str, ParsedFile], changed: Iterable[str]) -> Summary:
+        """This summary of ``base_files`` after the ``changed`` registry paths."""
+        flagged, strays, versions = set(self.flagged), set(self.strays), self.versions
+        for path in changed:
+            if _is_stray(path):
+                if path in entries:
+                    strays.add(path)
+                else:
+                    strays.discard(path)
+            model_id = model_id_of(path)
+            if model_id is None:
+                continue
+            old, new = base_files.get(model_id), files.get(model_id)
+            versions += (new.versions if new is not None and new.valid else 0) - \
+                (old.versions if old is not None and old.valid else 0)
+            if new is not None and new.findings:
+                flagged.add(model_id)
+            else:
+                flagged.discard(model_id)
+        return Summary(frozenset(flagged), tuple(sorted(strays)), versions)
+
+
+def _is_stray(path: str) -> bool:
+    return path.endswith(".yml") and path.startswith(MODELS_DIR)
 
 
 @dataclass(frozen=True)
@@ -66,11 +254,24 @@ class Snapshot:
     settings: ParsedFile | None
     files: Mapping[str, ParsedFile]  # model id → parsed file
     source: Any = field(repr=False, compare=False)
+    # When made from an earlier snapshot (Loader.load): that one's commit and every path of the
+    # repository (not only the registry) that differs between the two commits.
+    since: tuple[str, frozenset[str]] | None = field(default=None, repr=False, compare=False)
+    # Whether it holds every registry file at its commit: not a partial load nor an overlay.
+    complete: bool = field(default=False, repr=False, compare=False)
+    summary_: Summary | None = field(default=None, repr=False, compare=False)
+
+    def summary(self) -> Summary:
+        """What the files add up to (computed once; carried along by Loader.load)."""
+        if self.summary_ is None:
+            object.__setattr__(self, "summary_", Summary.of(self.entries, self.files))
+        assert self.summary_ is not None
+        return self.summary_
 
     @property
     def models(self) -> dict[str, Model]:
         """Valid models by id (files with findings are left out)."""
-        return {mid: f.spec for mid, f in self.files.items() if f.spec is not None}
+        return {mid: f.spec for mid, f in self.files.items() if f.valid}
 
     def findings(self) -> list[Finding]:
         found: list[Finding] = []
@@ -81,17 +282,16 @@ class Snapshot:
             )
         else:
             found.extend(self.settings.findings)
-        for parsed in self.files.values():
-            found.extend(parsed.findings)
+        for model_id in sorted(self.summary().flagged):
+            found.extend(self.files[model_id].findings)
         found.extend(self.stray_findings)
         return found
 
     @property
     def stray_findings(self) -> list[Finding]:
         found = []
-        for path in self.entries:
-            if path.startswith(MODELS_DIR) and path.endswith(".yml"):
-                found.append(Finding(path, None, None, "REG002",
+        for path in self.summary().strays:
+            found.append(Finding(path, None, None, "REG002",
                                      "model files must end in .yaml; this one is ignored",
                                      f"rename it: git mv {path} {path[:-4]}.yaml"))
         return found
@@ -104,7 +304,7 @@ class Snapshot:
             hint = f"did you mean {', '.join(close)}?" if close else "see 'modelgit show'"
             where = self.commit[:12] if self.commit else "the working tree"
             raise NotFoundError(f"unknown model '{model_id}' at {where}", hint=hint)
-        if parsed.spec is None:
+        if not parsed.valid:
             from modelgit.errors import InvalidError
 
             raise InvalidError(
@@ -205,22 +405,48 @@ class _OverlaySource:
 
 
 class Loader:
-    """Loads snapshots of one repository, reusing files parsed before (keyed by path + blob)."""
+    """Loads snapshots of one repository, reusing files parsed before: in this process (keyed by
+    path + blob), and across processes through the parse cache in ``.git/modelgit/``.
+
+    A commit's snapshot is made from the last one loaded (or the one at ``near``) plus the files
+    ``git diff`` names between the two commits, so its cost follows the change, not the size of
+    the registry (10,000 files: a few ms for one changed file, against 50 ms to list the tree and
+    rebuild every lookup).
+    """
+
+    RECENT = 2  # complete snapshots kept to build the next one from
 
     def __init__(self, repo: GitRepo) -> None:
         self.repo = repo
         self._parsed: dict[tuple[str, str], ParsedFile] = {}
+        self._recent: dict[str, Snapshot] = {}  # commit → complete snapshot, most recent last
+        self.cache = ParseCache(repo.git_dir)
 
-    def load(self, ref: str | None = "HEAD", *, worktree: bool = False) -> Snapshot:
+    def load(self, ref: str | None = "HEAD", *, worktree: bool = False, near: str | None = None) -> Snapshot:
+        """The registry at ``ref`` (or the working tree). ``near``: the commit of an earlier
+        snapshot to make this one from, when this loader still holds it (else the last one).
+
+        >>> Loader(repo).load("HEAD").models.keys()                       # doctest: +SKIP
+        dict_keys(['calling_score', 'outcome_prediction'])
+        """
         if worktree:
             source: Any = _WorktreeSource(self.repo.root)
-            entries = source.entries()
-            commit = None
-        else:
-            source = _GitSource(self.repo)
-            commit = self.repo.resolve(ref or "HEAD")
-            entries = self.repo.tree(commit, REGISTRY_DIR)
-        return self._build(commit, entries, source)
+            return self._build(None, source.entries(), source, complete=True)
+        commit = self.repo.resolve(ref or "HEAD")
+        snapshot = self._recent.pop(commit, None)
+        if snapshot is None:
+            base = self._recent.get(near) if near is not None else None
+            if base is None and self._recent:
+                base = next(reversed(self._recent.values()))
+            if base is not None:
+                snapshot = self._build_from(base, commit)
+        if snapshot is None:
+            snapshot = self._build(commit, self.repo.tree(commit, REGISTRY_DIR), _GitSource(self.repo),
+                                   complete=True)
+        self._recent[commit] = snapshot
+        while len(self._recent) > self.RECENT:
+            del self._recent[next(iter(self._recent))]
+        return snapshot
 
     def load_models(self, ref: str, model_ids: Iterable[str], *, or_whole: bool = False) -> Snapshot:
         """The registry at ``ref`` with only the files of ``model_ids`` among its models (settings,
@@ -236,7 +462,7 @@ class Loader:
         entries = self.repo.tree(commit, REGISTRY_DIR)
         paths = {model_path(model_id) for model_id in model_ids}
         if or_whole and not paths & entries.keys():
-            return self._build(commit, entries, _GitSource(self.repo))
+            return self._build(commit, entries, _GitSource(self.repo), complete=True)
         wanted = {p: e for p, e in entries.items() if p in paths or model_id_of(p) is None}
         return self._build(commit, wanted, _GitSource(self.repo))
 
@@ -258,13 +484,70 @@ class Loader:
                     entries[path] = Entry("100644", blob)
         return self._build(base.commit, entries, _OverlaySource(base.source, blobs))
 
-    def _build(self, commit: str | None, entries: dict[str, Entry], source: Any) -> Snapshot:
-        wanted = [
-            (path, entry)
-            for path, entry in entries.items()
-            if (path == SETTINGS_PATH or model_id_of(path) is not None)
-            and (path, entry.blob) not in self._parsed
-        ]
+    def _build(self, commit: str | None, entries: dict[str, Entry], source: Any, *,
+               complete: bool = False) -> Snapshot:
+        start, end = len(MODELS_DIR), -len(MODEL_SUFFIX)  # model_id_of, inlined: it runs per file
+        wanted = [(path, entry, path[start:end] if path.startswith(MODELS_DIR) and path.endswith(MODEL_SUFFIX)
+                   else None) for path, entry in entries.items()]
+        wanted = [item for item in wanted if item[2] is not None or item[0] == SETTINGS_PATH]
+        parsed = self._parsed
+        self._parse([(path, entry) for path, entry, _ in wanted if (path, entry.blob) not in parsed], source)
+        settings = None
+        files: dict[str, ParsedFile] = {}
+        for path, entry, model_id in wanted:
+            if model_id is None:
+                settings = parsed[(path, entry.blob)]
+            else:
+                files[model_id] = parsed[(path, entry.blob)]
+        return Snapshot(commit, entries, settings, dict(sorted(files.items())), source, complete=complete)
+
+    def _build_from(self, base: Snapshot, commit: str) -> Snapshot | None:
+        """The snapshot at ``commit`` as ``base`` plus what changed in between; None when git
+        cannot say (then the caller loads it whole)."""
+        assert base.commit is not None
+        try:
+            changed = self.repo.changed_entries(base.commit, commit)
+        except GitError:
+            return None
+        entries = dict(base.entries)
+        files = dict(base.files)
+        settings = base.settings
+        inside = {path: entry for path, entry in changed.items()
+                  if path == REGISTRY_DIR or path.startswith(f"{REGISTRY_DIR}/")}
+        for path, entry in inside.items():
+            if entry is None:
+                entries.pop(path, None)
+            else:
+                entries[path] = entry
+        self._parse([(path, entry) for path, entry in inside.items()
+                     if entry is not None and (path == SETTINGS_PATH or model_id_of(path) is not None)
+                     and (path, entry.blob) not in self._parsed], base.source)
+        added = False
+        for path, entry in inside.items():
+            parsed = self._parsed[(path, entry.blob)] if entry is not None and \
+                (path == SETTINGS_PATH or model_id_of(path) is not None) else None
+            if path == SETTINGS_PATH:
+                settings = parsed
+                continue
+            model_id = model_id_of(path)
+            if model_id is None:
+                continue
+            if parsed is None:
+                files.pop(model_id, None)
+            else:
+                added = added or model_id not in files
+                files[model_id] = parsed
+        if added:
+            files = dict(sorted(files.items()))
+        summary = base.summary().updated(base.files, entries, files, inside)
+        return Snapshot(commit, entries, settings, files, base.source, since=(base.commit, frozenset(changed)),
+                        complete=True, summary_=summary)
+
+    def _parse(self, wanted: list[tuple[str, Entry]], source: Any) -> None:
+        """Parse the files of ``wanted`` into ``_parsed``: from the parse cache when it has them
+        (and looking there is cheaper than parsing), else from their bytes."""
+        if not wanted:
+            return
         # The bulk load allocates many small objects that all live on; the cyclic GC would walk
         # them again and again for nothing (measured: 20-30 % of a cold load). Only the CLI, which
         # owns its process, pauses it (_process.tune_gc): a library call never changes its host's
@@ -273,69 +556,93 @@ class Loader:
         if was_enabled:
             gc.disable()
         try:
-            contents = source.read_many(wanted)
+            todo = []
+            files = []
             for path, entry in wanted:
-                data = contents[entry.blob]
-                if entry.mode == "120000":
-                    parsed = ParsedFile(path, entry.blob, None, (Finding(
+                if entry.mode == SYMLINK_MODE:
+                    self._parsed[(path, entry.blob)] = ParsedFile(path, entry.blob, None, (Finding(
                         path, None, None, "REG003", "registry files must not be symlinks",
                         "replace the link by the file itself"),))
-                elif path == SETTINGS_PATH:
-                    parsed = parse_settings(data, path, entry.blob)
                 else:
-                    parsed = parse_model(data, path, entry.blob)
+                    files.append((path, entry))
+            if files and self.cache.worth_loading(len(files)):
+                records = self.cache.lookup([(path, entry.blob) for path, entry in files])
+                for (path, entry), record in zip(files, records, strict=True):
+                    parsed = _from_record(path, entry.blob, record) if record is not None else None
+                    if parsed is not None:
+                        self._parsed[(path, entry.blob)] = parsed
+                        continue
+                    if record is not None:
+                        self.cache.forget(path, entry.blob)
+                    todo.append((path, entry))
+            else:
+                todo = files
+            contents = source.read_many(todo) if todo else {}
+            for path, entry in todo:
+                data = contents[entry.blob]
+                parse = _parse_settings if path == SETTINGS_PATH else _parse_model
+                parsed, value = parse(data, path, entry.blob)
                 self._parsed[(path, entry.blob)] = parsed
+                record = _record(parsed, value)
+                if record is not None:
+                    self.cache.put(path, entry.blob, record)
+            self.cache.flush()
         finally:
             if was_enabled:
                 # Re-enabling would make the next collection walk everything just loaded (86-124 ms
                 # at 1,000 files); it is long-lived, so move it out of the GC's generations.
                 gc.freeze()
                 gc.enable()
-        settings = None
-        files: dict[str, ParsedFile] = {}
-        for path, entry in entries.items():
-            if path == SETTINGS_PATH:
-                settings = self._parsed[(path, entry.blob)]
-                continue
-            model_id = model_id_of(path)
-            if model_id is not None:
-                files[model_id] = self._parsed[(path, entry.blob)]
-        return Snapshot(commit, entries, settings, dict(sorted(files.items())), source)
 
     def forget_except(self, keep: Iterable[Snapshot]) -> None:
-        """Drop parsed files that none of ``keep`` uses (bounds memory in long-lived runtimes)."""
+        """Drop parsed files that none of ``keep`` uses (bounds memory in long-lived runtimes),
+        and the parse cache's records read from disk."""
+        keep = list(keep)
         live = {
             (f.path, f.blob) for snap in keep for f in [*snap.files.values(), snap.settings] if f
         }
         self._parsed = {k: v for k, v in self._parsed.items() if k in live}
+        self._recent = {commit: snap for commit, snap in self._recent.items() if any(snap is k for k in keep)}
+        self.cache.release()
 
 
 def parse_settings(data: bytes, path: str, blob: str = "") -> ParsedFile:
-    value, findings = yamlio.load(data, path)
-    if findings:
-        return ParsedFile(path, blob, None, tuple(findings))
-    spec, findings = _typed(value, data, path, Settings, "settings")
-    return ParsedFile(path, blob, spec, tuple(findings))
+    """Read the settings file through the whole per-file pipeline."""
+    return _parse_settings(data, path, blob)[0]
 
 
 def parse_model(data: bytes, path: str, blob: str = "") -> ParsedFile:
     """Read one model file through the whole per-file pipeline."""
+    return _parse_model(data, path, blob)[0]
+
+
+def _parse_settings(data: bytes, path: str, blob: str) -> tuple[ParsedFile, Any]:
+    """The parsed file and the value the schema accepted (None when it did not)."""
     value, findings = yamlio.load(data, path)
     if findings:
-        return ParsedFile(path, blob, None, tuple(findings))
+        return ParsedFile(path, blob, None, tuple(findings)), None
+    spec, findings = _typed(value, data, path, Settings, "settings")
+    return ParsedFile(path, blob, spec, tuple(findings)), value if spec is not None else None
+
+
+def _parse_model(data: bytes, path: str, blob: str) -> tuple[ParsedFile, Any]:
+    value, findings = yamlio.load(data, path)
+    if findings:
+        return ParsedFile(path, blob, None, tuple(findings)), None
     findings = _version_id_findings(value, data, path)
     if findings:
-        return ParsedFile(path, blob, None, tuple(findings))
+        return ParsedFile(path, blob, None, tuple(findings)), None
     spec, findings = _typed(value, data, path, Model, "model")
-    if spec is not None:
-        model_id = model_id_of(path) or spec.name
-        findings = [
-            Finding(path, *_line_col(data, jpath), code, message, hint)
-            for jpath, code, message, hint in rules.model_rules(spec, model_id)
-        ]
-        if findings:
-            return ParsedFile(path, blob, None, tuple(findings), spec)
-    return ParsedFile(path, blob, spec, tuple(findings), spec)
+    if spec is None:
+        return ParsedFile(path, blob, None, tuple(findings)), None
+    model_id = model_id_of(path) or spec.name
+    findings = [
+        Finding(path, *_line_col(data, jpath), code, message, hint)
+        for jpath, code, message, hint in rules.model_rules(spec, model_id)
+    ]
+    if findings:
+        return ParsedFile(path, blob, None, tuple(findings), spec), value
+    return ParsedFile(path, blob, spec, (), spec), value
 
 
 def _line_col(data: bytes, jpath: tuple[str | int, ...]) -> tuple[int, int]:

@@ -15,8 +15,8 @@ from modelgit.artifacts import ArtifactFacts
 from modelgit.errors import Finding, InvalidError, LimitError, TransientError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
 from modelgit.sessions import Limits
-from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, model_path
-from modelgit.spec import FileArtifact, Model
+from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, file_refs, model_id_of, model_path
+from modelgit.spec import Model
 
 MAX_LINK_HOPS = 8
 TRANSIENT_CODE = "ART004"  # an artifact could not be checked this time (memory, threads, I/O)
@@ -54,8 +54,72 @@ class Report:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """The outcome of checking one model file's artifacts and datasets, with every path its
+    lookups read: it holds at a later commit as long as the file is the same and none of those
+    paths (nor anything under them) changed in between."""
+
+    touched: frozenset[str]
+    findings: tuple[Finding, ...]
+    count: int
+
+
+class _CheckState:
+    """The outcomes of the last complete commit checked, indexed so that the next commit's check
+    costs what changed: by model, by path read (to find the models a changed path concerns), the
+    models with findings and the number of files checked."""
+
+    def __init__(self, commit: str) -> None:
+        self.commit = commit
+        self.kept: dict[str, _Checked] = {}
+        self.by_path: dict[str, set[str]] = {}
+        self.flagged: set[str] = set()  # kept models whose outcome has findings
+        self.unkept: set[str] = set()  # checked, but not carried over (see _carried)
+        self.count = 0
+
+    def add(self, model_id: str, checked: _Checked) -> None:
+        self.kept[model_id] = checked
+        self.count += checked.count
+        if checked.findings:
+            self.flagged.add(model_id)
+        for path in checked.touched:
+            self.by_path.setdefault(path, set()).add(model_id)
+
+    def drop(self, model_id: str) -> None:
+        self.unkept.discard(model_id)
+        checked = self.kept.pop(model_id, None)
+        if checked is None:
+            return
+        self.count -= checked.count
+        self.flagged.discard(model_id)
+        for path in checked.touched:
+            models = self.by_path.get(path)
+            if models is not None:
+                models.discard(model_id)
+                if not models:
+                    del self.by_path[path]
+
+    def affected(self, changed: frozenset[str]) -> set[str]:
+        """The models whose outcome a change of ``changed`` paths may alter: their own file
+        changed, a path they read or a directory above it changed, or they are not carried."""
+        found = set(self.unkept)
+        for path in changed:
+            model_id = model_id_of(path)
+            if model_id is not None:
+                found.add(model_id)
+            while path:
+                found.update(self.by_path.get(path, ()))
+                path = path.rpartition("/")[0]
+        return found
+
+
 class Validator:
-    """Validates snapshots of one repository; keeps parsed files and artifact facts between runs."""
+    """Validates snapshots of one repository; keeps parsed files and artifact facts between runs.
+
+    Validating a newer commit after an older one costs what changed: the snapshot is the older
+    one plus the files ``git diff`` names (:meth:`Loader.load`), and only the models whose file or
+    referenced files changed have their artifacts and datasets checked again."""
 
     def __init__(self, repo: GitRepo, loader: Loader | None = None) -> None:
         self.repo = repo
@@ -63,6 +127,8 @@ class Validator:
         self.facts = ArtifactFacts(repo.git_dir)
         self._refs: dict[tuple[str, str], list[Any]] = {}
         self._outcomes: dict[tuple[Any, ...], tuple[Finding, ...]] = {}
+        self._checked: _CheckState | None = None
+        self._clean: dict[str, bool] = {}  # path → rules.path_is_clean(path)
 
     def validate(
         self,
@@ -72,20 +138,16 @@ class Validator:
         worktree: bool = False,
         check_artifacts: bool = True,
     ) -> Report:
-        snapshot = self.loader.load(ref, worktree=worktree)
+        near = self._checked.commit if self._checked is not None else None
+        snapshot = self.loader.load(ref, worktree=worktree, near=near)
         findings = snapshot.findings()
-        models = snapshot.models
-        report = Report(snapshot.commit, None, findings, len(snapshot.files),
-                        sum(len(m.versions) for m in models.values()), snapshot=snapshot)
+        files = snapshot.files
+        report = Report(snapshot.commit, None, findings, len(files), snapshot.summary().versions,
+                        snapshot=snapshot)
         if check_artifacts:
-            # Models refused only by a semantic rule are typed too: check their artifacts, so a
-            # recorded signature that differs from the file is reported as that (ART003), not
-            # only as the breaking change it seems to be (RULE020).
-            checked = {mid: f.spec or f.typed for mid, f in snapshot.files.items()
-                       if f.spec is not None or f.typed is not None}
-            report.artifacts_checked, report.transient = self._check_files(snapshot, checked, findings)
+            report.artifacts_checked, report.transient = self._check_snapshot(snapshot, findings)
         if base is not None:
-            base_snapshot = self.loader.load(base)
+            base_snapshot = self.loader.load(base, near=snapshot.commit)
             report.base = base_snapshot.commit
             undo = {}
             if snapshot.commit is not None:
@@ -109,7 +171,7 @@ class Validator:
         touched = {model_path(m) for m in models} | {p for p in changes if p.startswith(MODELS_DIR)}
         findings = [f for f in after.findings() if f.path in touched]
         if not findings:
-            self._check_files(after, {m: after.models[m] for m in models if m in after.models}, findings)
+            self._check_files(after, [m for m in models if m in after.files and after.files[m].valid], findings)
             undo = reverted_moves(self.loader, list(reverts)) if reverts else {}
             findings.extend(f for f in base_findings(base, after, undo) if f.path in touched)
         if findings:
@@ -123,38 +185,104 @@ class Validator:
         live = {(model_path(model_id), parsed.blob) for model_id, parsed in snapshot.files.items()}
         self._refs = {key: refs for key, refs in self._refs.items() if key in live}
         self._outcomes = {key: found for key, found in self._outcomes.items() if key[:2] in live}
+        self._clean = {}
+        if self._checked is not None and self._checked.commit != snapshot.commit:
+            self._checked = None
 
-    def _check_files(self, snapshot: Snapshot, models: dict[str, Model],
-                     findings: list[Finding]) -> tuple[int, bool]:
+    def _check_snapshot(self, snapshot: Snapshot, findings: list[Finding]) -> tuple[int, bool]:
+        """Check the artifacts and datasets of every typed model of ``snapshot`` (models refused
+        only by a semantic rule too: a recorded signature that differs from the file is then
+        reported as that, ART003, not only as the breaking change it seems to be, RULE020).
+
+        When ``snapshot`` was made from the last complete commit checked (Loader.load), only the
+        models that a changed path concerns are checked again; the others keep their outcome.
+        Returns (files checked, whether any finding is transient)."""
+        state, self._checked = self._checked, None  # an exception below leaves no half-updated state
+        files = snapshot.files
+        if snapshot.commit is None or not snapshot.complete:
+            self._checked = state  # nothing to record: the last commit's outcomes still hold
+            state = None
+            ids = [model_id for model_id, parsed in files.items() if parsed.schema_ok]
+        elif state is not None and snapshot.commit == state.commit:
+            ids = sorted(state.unkept)
+            for model_id in ids:
+                state.drop(model_id)
+        elif state is not None and snapshot.since is not None and snapshot.since[0] == state.commit:
+            affected = state.affected(snapshot.since[1])
+            for model_id in affected:
+                state.drop(model_id)
+            ids = sorted(m for m in affected if m in files and files[m].schema_ok)
+        else:
+            state = _CheckState(snapshot.commit)
+            ids = [model_id for model_id, parsed in files.items() if parsed.schema_ok]
+        outcomes, transient = self._check_models(snapshot, ids)
+        if state is None:
+            for _, found, _ in outcomes.values():
+                findings.extend(found)
+            return sum(count for _, _, count in outcomes.values()), transient
+        assert snapshot.commit is not None
+        state.commit = snapshot.commit
+        count = 0
+        for model_id, (checked, found, counted) in outcomes.items():
+            if checked is not None:
+                state.add(model_id, checked)
+            else:
+                state.unkept.add(model_id)
+                findings.extend(found)
+                count += counted
+        for model_id in sorted(state.flagged):
+            findings.extend(state.kept[model_id].findings)
+        self._checked = state
+        return state.count + count, transient
+
+    def _check_files(self, snapshot: Snapshot, model_ids: Sequence[str], findings: list[Finding]) -> tuple[int, bool]:
+        """Check the artifacts and datasets of ``model_ids`` (typed models of ``snapshot``).
+        Returns (files checked, whether any finding is transient)."""
+        outcomes, transient = self._check_models(snapshot, model_ids)
+        for _, found, _ in outcomes.values():
+            findings.extend(found)
+        return sum(count for _, _, count in outcomes.values()), transient
+
+    def _check_models(self, snapshot: Snapshot, model_ids: Sequence[str]
+                      ) -> tuple[dict[str, tuple[_Checked | None, tuple[Finding, ...], int]], bool]:
         """Artifacts and datasets must exist at the ref, inside the repo, with the recorded sha256
         and (for ONNX files) the recorded signature.
 
         The outcome for one model file depends only on its blob and the blobs its paths resolve
         to, so it is remembered under those ids: re-validating after one file changed re-checks
-        only that file (plus a dictionary lookup per unchanged one). An outcome with a transient
-        finding is not remembered. Returns (files checked, whether any finding is transient)."""
-        pending: list[tuple[tuple[Any, ...], str, list[Any]]] = []
-        checked = 0
-        for model_id, model in models.items():
-            path = model_path(model_id)
+        only that file. An outcome with a transient finding is not remembered. Returns, per model,
+        its outcome to carry to later commits (None when it may not be carried: see _carried), its
+        findings and the number of files checked; and whether any finding is transient."""
+        outcomes: dict[str, tuple[_Checked | None, tuple[Finding, ...], int]] = {}
+        pending: list[tuple[tuple[Any, ...], str, str, list[Any], set[str], int]] = []
+        clean = self._clean
+        for model_id in model_ids:
             parsed = snapshot.files[model_id]
+            path = model_path(model_id)
             refs = self._refs.get((path, parsed.blob))
             if refs is None:
                 # A model refused by a rule is checked too; its unsafe paths (already reported by
                 # the path rules) are not looked up.
-                refs = self._refs[(path, parsed.blob)] = [
-                    ref for ref in _file_refs(model) if rules.path_is_clean(ref[0])]
-            resolved = [(ref, *resolve_path(snapshot, ref[0])) for ref in refs]
+                refs = []
+                for ref in parsed.refs:
+                    ok = clean.get(ref[0])
+                    if ok is None:
+                        ok = clean[ref[0]] = rules.path_is_clean(ref[0])
+                    if ok:
+                        refs.append(ref)
+                self._refs[(path, parsed.blob)] = refs
+            touched: set[str] = set()
+            resolved = [(ref, *_resolve(snapshot, ref[0], touched)) for ref in refs]
             key = (path, parsed.blob, tuple(e.blob if e else p for _, e, p in resolved))
-            checked += sum(1 for _, e, _ in resolved if e is not None)
+            count = sum(1 for _, e, _ in resolved if e is not None)
             done = self._outcomes.get(key)
             if done is not None:
-                findings.extend(done)
+                outcomes[model_id] = (_carried(touched, done, count, resolved), done, count)
             else:
-                pending.append((key, path, resolved))
+                pending.append((key, model_id, path, resolved, touched, count))
         limits = Limits.from_env()
         needed = [
-            entry for _, _, resolved in pending for (_, _, _, kind, _), entry, _ in resolved
+            entry for _, _, _, resolved, _, _ in pending for (_, _, _, kind, _), entry, _ in resolved
             if entry is not None and (self.facts.digests.get(entry.blob) is None
                                       or (kind == "artifact" and not self.facts.knows_signature(entry.blob, limits)))
         ]
@@ -162,22 +290,24 @@ class Validator:
         # One model-check child for every artifact not known yet; only bytes that match their
         # recorded sha256 go to onnxruntime, even in the child.
         self.facts.prefetch_signatures([
-            (entry.blob, contents[entry.blob]) for _, _, resolved in pending
+            (entry.blob, contents[entry.blob]) for _, _, _, resolved, _, _ in pending
             for (_, _, sha256, kind, _), entry, _ in resolved
             if kind == "artifact" and entry is not None and entry.blob in contents
             and self.facts.sha256(entry.blob, contents[entry.blob]) == sha256])
         transient = False
-        for key, path, resolved in pending:
+        for key, model_id, path, resolved, touched, count in pending:
             found: list[Finding] = []
             for ref, entry, problem in resolved:
                 self._check_ref(snapshot, path, ref, entry, problem, contents, found)
             if any(f.code == TRANSIENT_CODE for f in found):
                 transient = True
+                outcomes[model_id] = (None, tuple(found), count)
             else:
                 self._outcomes[key] = tuple(found)
-            findings.extend(found)
-        self.facts.flush()
-        return checked, transient
+                outcomes[model_id] = (_carried(touched, tuple(found), count, resolved), tuple(found), count)
+        if pending:
+            self.facts.flush()
+        return outcomes, transient
 
     def _check_ref(self, snapshot: Snapshot, path: str, ref: tuple[Any, ...], entry: Entry | None,
                    problem: tuple[str, str, str] | None, contents: dict[str, bytes],
@@ -215,33 +345,28 @@ class Validator:
                                 "a truncated copy or a Git LFS pointer fails like this; export "
                                 "the model again and register it as a new version"))
             return
-        if signature is not None and signature.model_dump() != actual:
+        if signature is not None and signature != actual:
             findings.append(_at(snapshot, path, (*jpath, "signature"), "ART003",
                                 f"recorded signature does not match the ONNX file '{target}': "
-                                f"recorded {_short_signature(signature.model_dump())}, "
+                                f"recorded {_short_signature(signature)}, "
                                 f"the file has {_short_signature(actual)}",
                                 "re-register the artifact so the signature is read from it"))
+
+
+def _carried(touched: set[str], found: tuple[Finding, ...], count: int, resolved: list[Any]) -> _Checked | None:
+    """The outcome to carry to later commits, or None: a path that did not resolve is reported
+    with the commit in its words ("does not exist at commit …"), so that outcome is never
+    carried to another commit."""
+    if all(entry is not None for _, entry, _ in resolved):
+        return _Checked(frozenset(touched), found, count)
+    return None
 
 
 def referenced_files(model: Model) -> list[tuple[str, str, str]]:
     """(path, sha256, kind) of every repository file the validator checks for ``model``: the
     artifacts of its versions that are not archived (kind ``artifact``) and its evaluation dataset
     (``dataset``). What a replica needs besides the registry's YAML files."""
-    return [(path, sha256, kind) for path, _, sha256, kind, _ in _file_refs(model)]
-
-
-def _file_refs(model: Model) -> list[tuple[str, tuple[Any, ...], str, str, Any]]:
-    """(path, json path, sha256, kind, signature) of every repo file a model relies on."""
-    refs: list[tuple[str, tuple[Any, ...], str, str, Any]] = []
-    for index, version in enumerate(model.versions):
-        if version.status == "archived" or not isinstance(version.artifact, FileArtifact):
-            continue
-        refs.append((version.artifact.path, ("versions", index, "artifact"),
-                     version.artifact.sha256, "artifact", version.artifact.signature))
-    if model.evaluation is not None:
-        dataset = model.evaluation.dataset
-        refs.append((dataset.path, ("evaluation", "dataset"), dataset.sha256, "dataset", None))
-    return refs
+    return [(path, sha256, kind) for path, _, sha256, kind, _ in file_refs(model)]
 
 
 _ORT_ERROR = re.compile(r"^\[ONNXRuntimeError\] : \d+ : (\w+) : (.*?)\.?$")
@@ -271,8 +396,16 @@ def _short_signature(signature: dict[str, Any]) -> str:
 def resolve_path(snapshot: Snapshot, path: str) -> tuple[Entry | None, tuple[str, str, str] | None]:
     """The file a repo-relative path names at the snapshot, following symlinks that stay inside
     the repository. Returns (entry, None) or (None, (code, message, hint))."""
+    return _resolve(snapshot, path, set())
+
+
+def _resolve(snapshot: Snapshot, path: str,
+             touched: set[str]) -> tuple[Entry | None, tuple[str, str, str] | None]:
+    """:func:`resolve_path`, adding every path it looks up to ``touched``: the outcome depends on
+    nothing else than the entries at those paths and whether anything lies under them."""
     current = path
     for _ in range(MAX_LINK_HOPS):
+        touched.add(current)
         entry = snapshot.entries.get(current)
         if entry is None:
             entry = _lookup_outside_registry(snapshot, current)
@@ -403,13 +536,17 @@ def base_findings(base: Snapshot, head: Snapshot,
     """What a change from ``base`` to ``head`` may not do, per model."""
     findings: list[Finding] = []
     undo = undo or {}
-    head_models = head.models
-    for model_id, base_model in base.models.items():
-        path = model_path(model_id)
+    for model_id, base_parsed in base.files.items():
         parsed = head.files.get(model_id)
+        if not base_parsed.valid or (parsed is not None and parsed.blob == base_parsed.blob):
+            # The rules compare two models: the same file on both sides changes nothing (and
+            # typing 10,000 unchanged models to learn that would cost seconds).
+            continue
+        base_model = base_parsed.spec
+        path = model_path(model_id)
         # A model refused only by a per-file rule is still typed: the base-ref rules apply to it
         # too, so one run reports both (an active → staging move *and* the traffic it broke).
-        head_model = head_models.get(model_id) or (parsed.typed if parsed is not None else None)
+        head_model = parsed.typed if parsed is not None else None
         if head_model is None and parsed is not None:
             continue  # unreadable at head (YAML or schema): its own findings already say why
         data = head.read(path) if head_model is not None else b""
