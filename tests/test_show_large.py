@@ -221,3 +221,17 @@ def test_show_stream_matches_show_on_the_example(example_repo) -> None:
     with pytest.raises(TypeError, match="dicts"):
         list(api.show_stream(example_repo.root, versions=False))
     assert views.show(load_snapshot(str(example_repo.root))) == shown
+
+
+def test_a_reader_that_goes_away_stops_show_quietly(large_repo: Path) -> None:
+    # `modelgit show --json | head -3`: the listing (~0.3 MB) outgrows the pipe, the write fails;
+    # click turns EPIPE into a quiet exit 1 (not a "bug" exit 3 with a message).
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "modelgit", "-C", str(large_repo), "show", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"{\n"
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert (proc.wait(), err) == (1, b"")

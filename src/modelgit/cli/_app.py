@@ -14,6 +14,7 @@ them, so ``modelgit --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -89,8 +90,6 @@ _register_verbs()
 def main(argv: list[str] | None = None) -> None:
     """The ``modelgit`` process. It owns its process, so here (and only here) process-wide state
     is tuned: onnxruntime's import-time logging quietened, the cyclic GC paused during bulk loads."""
-    import os
-
     from modelgit import _process
 
     os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
