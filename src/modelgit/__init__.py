@@ -32,16 +32,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modelgit.errors import (
-    ConflictError,
-    Finding,
-    InputError,
-    InvalidError,
-    ModelgitError,
-    NotFoundError,
-    UsageError,
-)
-
 __all__ = [
     "ConflictError",
     "Finding",
@@ -60,13 +50,31 @@ __all__ = [
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from modelgit.errors import (
+        ConflictError,
+        Finding,
+        InputError,
+        InvalidError,
+        ModelgitError,
+        NotFoundError,
+        UsageError,
+    )
     from modelgit.runtime.registry import HostedModel, Registry
     from modelgit.snapshot import Snapshot
     from modelgit.tracking import Tracker
     from modelgit.validate import Report
 
 
+_ERRORS = ("ConflictError", "Finding", "InputError", "InvalidError", "ModelgitError", "NotFoundError", "UsageError")
+
+
 def __getattr__(name: str) -> Any:
+    # Every name is imported when first asked for: `import modelgit` (which `modelgit --help` does)
+    # then costs nothing but this file; the errors alone pull in dataclasses and inspect (~20 ms).
+    if name in _ERRORS:
+        from modelgit import errors
+
+        return getattr(errors, name)
     # The runtime pulls in numpy and onnxruntime: import it only when asked for.
     if name in ("Registry", "HostedModel"):
         from modelgit.runtime import registry

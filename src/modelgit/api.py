@@ -22,7 +22,7 @@ them: importing this module stays as cheap as ``modelgit --help``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -53,6 +53,7 @@ __all__ = [
     "Recommendations",
     "Route",
     "ShowResult",
+    "ShowStream",
     "UpgradeCheck",
     "UsageReport",
     "VersionSummary",
@@ -72,6 +73,7 @@ __all__ = [
     "route",
     "run",
     "show",
+    "show_stream",
     "usage",
     "validate",
 ]
@@ -136,6 +138,32 @@ class ShowResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"commit": self.commit, "models": [m.as_dict() for m in self.models], "invalid": list(self.invalid)}
+
+
+@dataclass(frozen=True)
+class ShowStream:
+    """What :func:`show` returns, its models made one at a time as they are consumed: a registry of
+    10,000 models is printed model by model instead of held as summaries, dicts and one JSON
+    string at once. Consume it once, with :meth:`dicts` (the ``as_dict()`` form of each model,
+    what ``show --json`` prints) or by iterating (:class:`ModelSummary` each)."""
+
+    commit: str | None
+    invalid: tuple[str, ...]
+    _models: Iterator[dict[str, Any]] = field(repr=False, compare=False)
+
+    def dicts(self) -> Iterator[dict[str, Any]]:
+        return self._models
+
+    def as_dict(self) -> dict[str, Any]:
+        """All of it at once (consumes the stream): the same dict as ``show(...).as_dict()``."""
+        return {"commit": self.commit, "models": list(self._models), "invalid": list(self.invalid)}
+
+    def __iter__(self) -> Iterator[ModelSummary]:
+        for m in self._models:
+            if "versions" not in m:
+                raise TypeError("a show_stream(versions=False) has no versions: read it with dicts()")
+            yield ModelSummary(m["model"], m["task"], m["owner"], m["description"], m["active"], m["traffic"],
+                               tuple(VersionSummary(**v) for v in m["versions"]))
 
 
 @dataclass(frozen=True)
@@ -358,6 +386,25 @@ def show(repo: str | os.PathLike[str] | GitRepo, ref: str = "HEAD", model: str |
                            tuple(VersionSummary(**v) for v in m["versions"])) for m in data["models"]),
         tuple(data["invalid"]),
     )
+
+
+def show_stream(repo: str | os.PathLike[str] | GitRepo, ref: str = "HEAD", model: str | None = None, *,
+                versions: bool = True) -> ShowStream:
+    """:func:`show` for large registries: the same data, each model summarised as it is consumed.
+    Errors (an unknown ref or model) are raised here, before the first model. With
+    ``versions=False`` each model's dict has ``statuses`` (version count per status) instead of
+    ``versions``, all a summary table needs, and the stream can only be read with ``dicts()``.
+
+    >>> shown = api.show_stream(".", "main")                 # doctest: +SKIP
+    >>> [m["active"] for m in shown.dicts()][:2]               # doctest: +SKIP
+    ['v3', 'v1.0-hybrid']
+    """
+    from modelgit import views
+    from modelgit.snapshot import Loader
+
+    snapshot = Loader(open_repo(repo)).load(ref)
+    models, invalid = views.show_stream(snapshot, model, versions=versions)
+    return ShowStream(snapshot.commit, tuple(invalid), models)
 
 
 def history(repo: str | os.PathLike[str] | GitRepo, model: str, ref: str = "HEAD",

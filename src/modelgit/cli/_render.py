@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +19,41 @@ import click
 def emit_json(data: Any) -> None:
     """Print ``data`` as indented JSON (what every ``--json`` prints)."""
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def emit_json_listing(before: dict[str, Any], key: str, items: Iterable[Any], after: dict[str, Any]) -> None:
+    """Print ``{**before, key: [*items], **after}`` as JSON, the list written as it is consumed,
+    one item a line (compact, by the C encoder: ``indent=`` makes json fall back to its pure-Python
+    encoder, 0.6 s for 1,000 models of 20 versions). Nothing is printed until the first item is
+    made, so an error there leaves stdout empty."""
+    iterator = iter(items)
+    first = next(iterator, _NOTHING)
+    encode = json.JSONEncoder(default=str, ensure_ascii=True).encode
+    parts = ["{"]
+    for name, value in before.items():
+        parts.append(f"\n  {encode(name)}: {_indented(value)},")
+    parts.append(f"\n  {encode(key)}: [")
+    if first is not _NOTHING:
+        parts.append(f"\n    {encode(first)}")
+        for item in iterator:
+            parts.append(f",\n    {encode(item)}")
+            if len(parts) >= 256:
+                click.echo("".join(parts), nl=False)
+                parts.clear()
+        parts.append("\n  ")
+    parts.append("]")
+    for name, value in after.items():
+        parts.append(f",\n  {encode(name)}: {_indented(value)}")
+    parts.append("\n}")
+    click.echo("".join(parts))
+
+
+_NOTHING = object()
+
+
+def _indented(value: Any) -> str:
+    """``value`` as indented JSON one level in (as json.dumps(indent=2) of the enclosing object)."""
+    return json.dumps(value, indent=2, default=str).replace("\n", "\n  ")
 
 
 @contextmanager

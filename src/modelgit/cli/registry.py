@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from modelgit.cli._render import emit_json
+from modelgit.cli._render import emit_json, emit_json_listing
 from modelgit.errors import EXIT_INVALID, EXIT_OK
 
 
@@ -50,19 +50,26 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     @cli.command()
     @click.argument("model", required=False)
     @click.option("--ref", default="HEAD", show_default=True, help="Show the registry at this git ref.")
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+    @click.option("--json", "as_json", is_flag=True,
+                  help="Print JSON instead of a table (all models: one model a line, written as it is read).")
     @pass_context
     def show(obj: Any, model: str | None, ref: str, as_json: bool) -> int:
-        """Show models: active version, traffic split, weights and statuses."""
+        """Show models: active version, traffic split, weights and statuses.
+
+        A table on a terminal; piped, or past 200 rows, a plain aligned table (same columns)."""
         from modelgit import api
 
-        data = api.show(obj.repo(), ref, model).as_dict()
+        shown = api.show_stream(obj.repo(), ref, model, versions=as_json or model is not None)
         if as_json:
-            emit_json(data)
+            if model is not None:  # one model: indented, as every other --json
+                emit_json({"commit": shown.commit, "models": list(shown.dicts()), "invalid": list(shown.invalid)})
+            else:
+                emit_json_listing({"commit": shown.commit}, "models", shown.dicts(),
+                                  {"invalid": list(shown.invalid)})
             return EXIT_OK
         from modelgit import render
 
-        render.show(data, detailed=model is not None)
+        render.show(shown.commit, shown.dicts(), shown.invalid, detailed=model is not None)
         return EXIT_OK
 
 

@@ -1,0 +1,5 @@
+"""``python -m modelgit``: the ``modelgit`` command."""
+
+from modelgit.cli import main
+
+main()
