@@ -62,7 +62,7 @@ class Loaded:
                       self.first_input, self.run, version)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per model: 10,000 of them at open
 class ModelState:
     """One model at one commit. Lazily prepared: ``table`` and ``slots`` are built, and the
     versions they route to loaded, by :meth:`StateBuilder.prepare` on the model's first request
