@@ -15,6 +15,7 @@ import pytest
 from conftest import Repo
 from modelgit import Registry
 from modelgit.errors import InvalidError
+from modelgit.runtime import state
 from modelgit.runtime.router import bucket
 from runtime_support import (
     KEYS,
@@ -81,8 +82,9 @@ def test_the_first_request_loads_and_routes_as_an_independent_eager_table(repo: 
     assert reg._builder.counts == Counter(tables=2, sessions=4)
 
 
-def test_preload_loads_every_model_at_open(repo: Repo) -> None:
+def test_preload_loads_every_model_at_open(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
     _three_models(repo)
+    monkeypatch.setattr(state, "PRELOAD_BATCH", 2)  # artifacts are read in batches of models
     reg = Registry.open(repo.root, preload=True)
     assert reg._builder.counts == Counter(tables=3, sessions=4)
     assert {name: reg.info(name)["loaded"] for name in reg.models()} == {

@@ -29,6 +29,8 @@ from modelgit.validate import Validator, resolve_path
 
 log = logging.getLogger("modelgit.runtime")
 
+PRELOAD_BATCH = 64  # models whose artifacts are read in one git round-trip when preloading
+
 
 @dataclass(frozen=True, slots=True)
 class HostedModel:
@@ -178,11 +180,13 @@ class StateBuilder:
                 entry = models[name] = self._new_entry(name, model, salt, old)
                 todo.append((name, entry, old))
         if self.preload:
-            prepare = [(name, entry) for name, entry, _ in todo]
-            fetched = self._prefetch(snapshot, [entry.model for _, entry in prepare])
-            with self.lock:
-                for name, entry in prepare:
-                    self.prepare(snapshot, name, entry, fetched)
+            # In batches: one git round-trip per batch, and never every artifact in memory at once.
+            for start in range(0, len(todo), PRELOAD_BATCH):
+                batch = todo[start:start + PRELOAD_BATCH]
+                fetched = self._prefetch(snapshot, [entry.model for _, entry, _ in batch])
+                with self.lock:
+                    for name, entry, _ in batch:
+                        self.prepare(snapshot, name, entry, fetched)
         else:
             # A model that serves now keeps serving only if its new active version loads: try
             # the ones whose artifact changed (an unchanged one is what serves, or will, today).
