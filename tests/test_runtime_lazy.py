@@ -199,3 +199,28 @@ def test_preload_survives_reloads(repo: Repo) -> None:
     assert reg.reload() is True
     assert reg.info("fourth")["loaded"] == ["d"] and reg.info("fourth")["serving"] is True
     assert reg._builder.counts == Counter(tables=4, sessions=5)
+
+
+def test_parsed_versions_share_their_field_sets_safely() -> None:
+    """Versions given the same fields share one field-name set (most of a parsed registry's
+    memory); each still reports its own fields, and a copy with changes never alters the others."""
+    from modelgit.snapshot import parse_model
+
+    def version(name: str, status: str, weight: str, sha: str) -> str:
+        return (f"  - {{version: {name}, status: {status}{weight}, "
+                f"artifact: {{uri: 's3://b/{name}.onnx', sha256: {sha * 64}}}}}\n")
+
+    text = ("name: score\ntask: regression\nversions:\n" + version("v1", "active", ", weight: 0.5", "a")
+            + version("v2", "staging", ", weight: 0.5", "b") + version("v3", "archived", "", "c"))
+    model = parse_model(text.encode(), "registry/models/score.yaml").spec
+    v1, v2, v3 = model.versions
+    assert v1.model_fields_set is v2.model_fields_set == {"version", "status", "weight", "artifact"}
+    assert v3.model_fields_set == {"version", "status", "artifact"}
+    assert v1.artifact.model_fields_set is v2.artifact.model_fields_set == {"uri", "sha256"}
+    changed = v1.model_copy(update={"description": "changed"})
+    assert "description" in changed.model_fields_set and "description" not in v2.model_fields_set
+    with pytest.raises(ValueError, match="frozen"):
+        v1.weight = 0.1
+    assert v1.model_fields_set == v2.model_fields_set == {"version", "status", "weight", "artifact"}
+    assert v1.model_dump(exclude_unset=True) == {"version": "v1", "status": "active", "weight": 0.5,
+                                                 "artifact": {"uri": "s3://b/v1.onnx", "sha256": "a" * 64}}
