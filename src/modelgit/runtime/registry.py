@@ -9,8 +9,8 @@
 
 One :class:`State` is one commit: models, route tables and loaded sessions. A reload builds the
 next state off the request path (parse only changed files, verify checksums) and then swaps one
-attribute — atomic under the GIL — so a request sees either the old
-state or the new one, never a mix, and requests in flight finish on the state they started with.
+attribute — atomic under the GIL — so a request sees either the old state or the new one, never a
+mix, and requests in flight finish on the state they started with.
 A commit that is invalid, not a descendant of the current one, or that would take a model that
 serves now out of service (its new active version cannot load) is refused and the last good state
 keeps serving.
@@ -26,9 +26,9 @@ out of service is refused.
 
 The request path (once a model is prepared) is one dict lookup, one hash and two indexings: each
 model's route table maps a key to a slot of ``ModelState.slots``, which already holds what serves
-that version — its session, or the active version's when it cannot load (``fallback_from`` says so and is counted).
-A routed version that fails *at run time* falls back to the active version too: a request the
-active version can serve never fails.
+that version — its session, or the active version's when it cannot load (``fallback_from`` says
+so and is counted). A routed version that fails *at run time* falls back to the active version
+too: a request the active version can serve never fails.
 
 Versions whose artifact is a URI are not fetched by the runtime: they are listed with the reason
 in ``info()`` and their traffic is served by the active version; a model whose active version is a
