@@ -224,3 +224,36 @@ def test_parsed_versions_share_their_field_sets_safely() -> None:
     assert v1.model_fields_set == v2.model_fields_set == {"version", "status", "weight", "artifact"}
     assert v1.model_dump(exclude_unset=True) == {"version": "v1", "status": "active", "weight": 0.5,
                                                  "artifact": {"uri": "s3://b/v1.onnx", "sha256": "a" * 64}}
+
+
+class _CountingLock:
+    """A stand-in for the builder's lock that counts acquisitions."""
+
+    def __init__(self) -> None:
+        self.inner = threading.RLock()
+        self.acquired = 0
+
+    def __enter__(self) -> None:
+        self.acquired += 1
+        self.inner.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.release()
+
+
+def test_requests_after_the_first_take_no_lock(repo: Repo) -> None:
+    _three_models(repo)
+    reg = Registry.open(repo.root)
+    lock = reg._builder.lock = _CountingLock()  # type: ignore[assignment]
+    x = sample_input()
+    reg.run("score", x, key="user-0")
+    assert lock.acquired >= 1  # the first request built the model under the lock
+    before = lock.acquired
+    for key in KEYS:
+        reg.run("score", x, key=key)
+        reg.run("score", x)
+        reg.route("score", key=key)
+        reg.session("score", key=key)
+        reg.weight("score", key=key)
+        reg.resolve("score", key)
+    assert lock.acquired == before
