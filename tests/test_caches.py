@@ -260,22 +260,27 @@ def test_a_deterministic_refusal_is_judged_once(score: Any, monkeypatch: pytest.
 
 
 
+@pytest.mark.parametrize("preload", [False, True], ids=["lazy", "preload"])
 def test_a_staging_version_that_failed_transiently_is_loaded_on_the_next_poll(
-        score: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        score: Any, monkeypatch: pytest.MonkeyPatch, preload: bool) -> None:
     from modelgit import Registry
     from runtime_support import V, expected, model_bytes, sample_input
 
-    reg = Registry.open(score.repo.root, ref="main")
+    reg = Registry.open(score.repo.root, ref="main", preload=preload)
     calls = _failing_sessions(monkeypatch, TRANSIENT["memory"], only=model_bytes(5), when_optimizing=True)
     score.model("score", [V("v1", "active", k=1), V("v2", "staging", k=2), V("v5", "staging", k=5)],
                 {"v1": 80, "v2": 10, "v5": 10})
     added = score.commit("add v5 at 10 %")
     # The commit serves (v5's traffic falls back to v1), and v5's failure is no fact about it.
     assert reg.reload() is True and reg.commit == added
+    if not preload:
+        reg.resolve("score", "user-1")  # lazily, the model's first request loads its versions
     assert "v5" not in reg.info("score")["loaded"] and calls[0] == 1
     monkeypatch.undo()
     assert reg.reload() is True and reg.commit == added  # the same commit, tried again
-    assert "v5" in reg.info("score")["loaded"]
+    if preload:
+        assert "v5" in reg.info("score")["loaded"]
     x = sample_input()
     assert np.array_equal(reg.run("score:v5", x)[0], expected(5, x))
+    assert "v5" in reg.info("score")["loaded"]
     assert reg.reload() is False  # nothing left to retry

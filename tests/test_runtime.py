@@ -156,7 +156,7 @@ def test_deprecated_versions_load_by_pin_only(repo: Repo) -> None:
     reg_repo.settings()
     reg_repo.model("score", [V("v1", "deprecated", k=1, weight=0.1), V("v2", "active", k=2)])
     reg_repo.commit()
-    reg = Registry.open(repo.root)
+    reg = Registry.open(repo.root, preload=True)  # loads what the split serves, nothing else
     x = sample_input()
     assert {reg.route("score", key=k) for k in KEYS} == {"v2"}
     assert reg.info("score")["loaded"] == ["v2"]  # deprecated: loaded on demand
@@ -297,7 +297,7 @@ def test_a_version_onnxruntime_refuses_when_optimising_falls_back(
     refuse_when_optimizing(monkeypatch, model_bytes(2))
     reg_repo = standard(repo, {"v1": 50, "v2": 50})
     reg_repo.commit()
-    reg = Registry.open(repo.root)  # validation (optimisations off) accepts v2
+    reg = Registry.open(repo.root, preload=True)  # validation (optimisations off) accepts v2
     info = reg.info("score")
     assert "optimizer failed (simulated)" in info["errors"]["v2"]
     x = sample_input()

@@ -8,18 +8,27 @@
 >>> reg.watch(interval=5.0)                                # doctest: +SKIP
 
 One :class:`State` is one commit: models, route tables and loaded sessions. A reload builds the
-next state completely off the request path (parse only changed files, verify checksums, create
-sessions) and then swaps one attribute — atomic under the GIL — so a request sees either the old
-state or the new one, never a mix, and requests in flight finish on the state they started with.
+next state off the request path (parse only changed files, verify checksums) and then swaps one
+attribute — atomic under the GIL — so a request sees either the old state or the new one, never a
+mix, and requests in flight finish on the state they started with.
 A commit that is invalid, not a descendant of the current one, or that would take a model that
 serves now out of service (its new active version cannot load) is refused and the last good state
 keeps serving.
 
-The request path is one dict lookup, one hash and two indexings: each model's route table maps a
-key to a slot of ``ModelState.slots``, which already holds what serves that version — its
-session, or the active version's when it cannot load (``fallback_from`` says so and is counted).
-A routed version that fails *at run time* falls back to the active version too: a request the
-active version can serve never fails.
+Opening and reloading validate every model eagerly (an invalid commit is refused), but a model's
+route table and onnxruntime sessions are made on its first request (``route`` builds the table
+only): the first request of a model pays its session loads (about a millisecond each for a small
+model, after the sha256 check), every later one takes no lock. ``Registry.open(...,
+preload=True)`` prepares every model at open and each changed model at reload instead, for a
+server that would rather pay at start than on a request. Either way a reload tries the new active
+version of a model that serves when its artifact changed, so a commit that would take the model
+out of service is refused.
+
+The request path (once a model is prepared) is one dict lookup, one hash and two indexings: each
+model's route table maps a key to a slot of ``ModelState.slots``, which already holds what serves
+that version — its session, or the active version's when it cannot load (``fallback_from`` says
+so and is counted). A routed version that fails *at run time* falls back to the active version
+too: a request the active version can serve never fails.
 
 Versions whose artifact is a URI are not fetched by the runtime: they are listed with the reason
 in ``info()`` and their traffic is served by the active version; a model whose active version is a
@@ -95,6 +104,7 @@ class Registry:
         rng: random.Random | None = None,
         allow_reset: bool = False,
         tracker: Any = None,
+        preload: bool = False,
     ) -> None:
         self._ref = ref
         self._stats = _Stats()
@@ -104,7 +114,7 @@ class Registry:
         loader = Loader(repo)
         self._validator = Validator(repo, loader)
         self._builder = StateBuilder(self._validator, session_options=session_options,
-                                     providers=providers, rng=rng)
+                                     providers=providers, rng=rng, preload=preload)
         self._reloader = Reloader(source or LocalRef(repo, ref), self._builder, loader,
                                   ServedMemory(repo, ref), lambda: self._state, self._set_state)
         self._state: State
@@ -129,6 +139,7 @@ class Registry:
         allow_reset: bool = False,
         tracker: Any = None,
         feed: bool | None = None,
+        preload: bool = False,
     ) -> Registry:
         """Open the registry at ``ref`` of a local repository or a git URL (mirrored into
         ``cache_dir``, by default ``~/.cache/modelgit``, and fetched on every reload: fetches land
@@ -148,7 +159,14 @@ class Registry:
         :mod:`modelgit.runtime.feed`). The rule: ``feed=True`` or a ``modelgit+http(s)://`` URL is a
         feed; ``feed=False`` or a URL ending in ``.git`` (or ssh, file, ``git@…``) is git; any other
         ``http(s)://`` URL is a feed when it answers ``GET <url>/api/snapshot`` as one (or a feed
-        cache of it exists), else git. ``commit`` then reports the server's commit."""
+        cache of it exists), else git. ``commit`` then reports the server's commit.
+
+        Every model is validated here (an invalid commit raises), but its route table and
+        onnxruntime sessions are made on its first request, which pays for them (each artifact's
+        sha256 is checked before onnxruntime reads it, and a version that cannot load is served by
+        the active one, as always). ``preload=True`` makes them all now, so the first requests
+        cost what the others do and a model whose active version cannot load shows in ``info()``
+        at once; it costs a 64 KiB table and the sessions of every model, used or not."""
         text = os.fspath(repo)
         if is_url(text) and not Path(text).exists() and feed is not False:
             from modelgit.runtime import feed as feeds
@@ -158,13 +176,14 @@ class Registry:
                     feeds.SCHEME_PREFIX), allow_reset=allow_reset)
                 if source is not None:
                     return cls(source.repo, ref, source=source, session_options=session_options,
-                               providers=providers, rng=rng, allow_reset=allow_reset, tracker=tracker)
+                               providers=providers, rng=rng, allow_reset=allow_reset, tracker=tracker,
+                               preload=preload)
         if is_url(text) and not Path(text).exists():
             mirror = Mirror.open(text, ref, cache_dir)
             return cls(mirror.repo, ref, source=mirror, session_options=session_options, providers=providers,
-                       rng=rng, allow_reset=allow_reset, tracker=tracker)
+                       rng=rng, allow_reset=allow_reset, tracker=tracker, preload=preload)
         return cls(GitRepo.discover(text), ref, session_options=session_options, providers=providers,
-                   rng=rng, allow_reset=allow_reset, tracker=tracker)
+                   rng=rng, allow_reset=allow_reset, tracker=tracker, preload=preload)
 
     # -- the request path --------------------------------------------------------------------------
     def route(self, model: str, key: str | None = None) -> str:
@@ -177,9 +196,10 @@ class Registry:
         if pinned:
             _pinnable(name, entry, pinned)
             return pinned
-        if entry.table is None:
+        table = entry.table or self._builder.table_for(name, entry)  # no session is loaded here
+        if table is None:
             raise InvalidError(f"model '{name}' has no active version to serve")
-        return entry.table.choose(key)
+        return table.choose(key)
 
     def resolve(self, model: str, key: str | None = None) -> tuple[str, str]:
         """``(routed, serving)``: the version ``key`` is assigned to and the version that answers
@@ -191,6 +211,7 @@ class Registry:
         entry = _model_state(state, name)
         if pinned:
             return pinned, self._resolve_slow(state, model, key).version
+        self._prepared(state, name, entry)
         if entry.table is None:
             raise InvalidError(f"model '{name}' has no active version to serve")
         index = entry.table.index(key)
@@ -202,7 +223,7 @@ class Registry:
     def _pick(self, state: State, model: str, key: object) -> Loaded:
         """What serves ``key``: a slot of the route table, or a pinned version."""
         entry = state.models.get(model)
-        if entry is None or entry.table is None:
+        if entry is None or not entry.ready or entry.table is None:
             return self._resolve_slow(state, model, key)
         loaded = entry.slots[entry.table.index(key)]
         if loaded.fallback_from is not None:
@@ -217,9 +238,25 @@ class Registry:
             if loaded is None:
                 loaded = self._load_pinned(state, name, entry, pinned)
             return loaded
+        self._prepared(state, name, entry)
         if entry.table is None:
             raise InvalidError(f"model '{name}' has no active version to serve")
-        return self._pick(state, name, key)
+        loaded = entry.slots[entry.table.index(key)]
+        if loaded.fallback_from is not None:
+            return self._fell_back(name, loaded)
+        return loaded
+
+    def _prepared(self, state: State, name: str, entry: ModelState) -> ModelState:
+        """``entry`` with its route table built and its versions loaded: the first request of a
+        model pays for it, once (double-checked: concurrent first requests wait for one build,
+        later ones take no lock). A state that shares the entry publishes it on its own."""
+        if not entry.ready:
+            with self._builder.lock:
+                if not entry.ready:
+                    self._builder.prepare(state.snapshot, name, entry)
+        if name not in state.fast:
+            state.publish(name, entry)
+        return entry
 
     def _fell_back(self, model: str, loaded: Loaded) -> Loaded:
         assert loaded.fallback_from is not None
@@ -342,7 +379,9 @@ class Registry:
         return sorted(self._state.models)
 
     def info(self, model: str | None = None) -> dict[str, Any]:
-        """What serves now: commit, versions, split, loaded sessions, fallback counters, refusals."""
+        """What serves now: commit, versions, split, loaded sessions, fallback counters, refusals.
+        It loads nothing: a model not requested yet has ``loaded == []`` and ``serving`` None
+        (True once its active version loaded, False when it cannot)."""
         state = self._state
         names = [model] if model else sorted(state.models)
         commit = self._reloader.source.shown(state.commit)
@@ -357,7 +396,7 @@ class Registry:
             out["models"][name] = {
                 "active": entry.active,
                 "serving": entry.serving,
-                "traffic": entry.table.split if entry.table else {},
+                "traffic": entry.table.split if entry.table else entry.split,
                 "versions": {v.version: v.status for v in entry.model.versions},
                 "loaded": sorted(entry.loaded),
                 "errors": dict(entry.errors),
@@ -398,7 +437,7 @@ class Registry:
 
     def _load_pinned(self, state: State, name: str, entry: ModelState, version_id: str) -> Loaded:
         _pinnable(name, entry, version_id)
-        with self._reloader.lock:
+        with self._builder.lock:
             if version_id not in entry.loaded and version_id not in entry.errors:
                 self._builder.load_version(state.snapshot, name, entry, version_id)
         loaded = entry.loaded.get(version_id)

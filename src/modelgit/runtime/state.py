@@ -1,10 +1,14 @@
 """Building what serves one commit, off the request path.
 
 A :class:`State` is one commit: models, route tables and loaded sessions. :class:`StateBuilder`
-makes the next one from the validator's snapshot (parse only changed files, verify checksums,
-create sessions through :mod:`modelgit.sessions`) and keeps the sessions cache by artifact sha256,
-so a reload reuses every session whose artifact did not change. The registry swaps the state in one
-attribute assignment; nothing here is on the request path.
+makes the next one from the validator's snapshot (parse only changed files, verify checksums)
+and keeps the sessions cache by artifact sha256, so a reload reuses every session whose artifact
+did not change. The registry swaps the state in one attribute assignment.
+
+What a model needs to serve — its route table (64 KiB) and its onnxruntime sessions — is made on
+the model's first request by :meth:`StateBuilder.prepare` (double-checked under one lock, so
+concurrent first requests build it once), or for every model when the state is built with
+``preload``: at 10,000 models, eager tables alone cost 0.6 GiB and most of a minute to open.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +28,8 @@ from modelgit.spec import FileArtifact, HostedArtifact, Model
 from modelgit.validate import Validator, resolve_path
 
 log = logging.getLogger("modelgit.runtime")
+
+PRELOAD_BATCH = 64  # models whose artifacts are read in one git round-trip when preloading
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,21 +64,37 @@ class Loaded:
                       self.first_input, self.run, version)
 
 
-@dataclass
+@dataclass(eq=False, slots=True)  # one per model: 10,000 of them at open
 class ModelState:
+    """One model at one commit. Lazily prepared: ``table`` and ``slots`` are built, and the
+    versions they route to loaded, by :meth:`StateBuilder.prepare` on the model's first request
+    (or when the state is built with ``preload``); ``ready`` is set last, so a reader that sees it
+    True sees the rest."""
+
     model: Model
-    table: RouteTable | None
+    table: RouteTable | None  # None until built, and for a model without a split
     active: str | None
     loaded: dict[str, Loaded]
     errors: dict[str, str]
     salt: str = ""
     slots: tuple[Loaded, ...] = ()  # per table version: what serves it
     transient: bool = False  # an error that may not repeat (git): rebuild on the next reload
+    ready: bool = False  # table built and the versions it routes to loaded or refused
 
     @property
-    def serving(self) -> bool:
-        """True when the active version is loaded (a model without an active one never serves)."""
-        return self.active is not None and self.active in self.loaded
+    def split(self) -> dict[str, float]:
+        """The versions with traffic and their share (what the route table is built from)."""
+        return {v: float(w) for v, w in self.model.split().items() if w > 0}
+
+    @property
+    def serving(self) -> bool | None:
+        """True when the active version is loaded, False when it cannot be (or there is none),
+        None while it has not been tried yet (it loads on the model's first request)."""
+        if self.active is None:
+            return False
+        if self.active in self.loaded:
+            return True
+        return False if self.active in self.errors else None
 
 
 @dataclass
@@ -78,28 +102,58 @@ class State:
     commit: str
     snapshot: Snapshot
     models: dict[str, ModelState]
-    # model id → (key prefix, hash seed, slot → index, index → what serves, table) for models
-    # with a route table: what Registry.run needs, in one tuple
+    # model id → (key prefix, hash seed, slot → index, index → what serves, table) for the
+    # prepared models with a route table: what Registry.run needs, in one tuple. Filled as models
+    # are prepared (one dict assignment each, atomic for the request path).
     fast: dict[str, tuple[str, int, Any, tuple[Loaded, ...], RouteTable]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, entry in self.models.items():
-            table = entry.table
-            if table is not None:
-                self.fast[name] = (table._prefix, table._seed, table._index, entry.slots, table)
+            if entry.ready:
+                self.publish(name, entry)
+
+    def publish(self, name: str, entry: ModelState) -> None:
+        """Put a prepared model on the request path's fast lookup."""
+        table = entry.table
+        if table is not None:
+            self.fast[name] = (table._prefix, table._seed, table._index, entry.slots, table)
+
+
+def _artifact_key(model: Model, version_id: str | None) -> tuple[str, ...] | None:
+    """What makes a version's artifact the same one: its sha256, URI or provider and id."""
+    version = model.version(version_id) if version_id else None
+    if version is None:
+        return None
+    artifact = version.artifact
+    if isinstance(artifact, FileArtifact):
+        return ("file", artifact.sha256)
+    if isinstance(artifact, HostedArtifact):
+        return ("hosted", artifact.provider, artifact.model_id)
+    return ("uri", str(artifact.uri))
 
 
 class StateBuilder:
-    """Makes :class:`State` objects for commits and owns the sessions they share."""
+    """Makes :class:`State` objects for commits and owns the sessions they share.
+
+    Building a state validates the commit (eagerly: an invalid commit is refused at open and at
+    reload) but, unless ``preload``, creates no onnxruntime session and no route table: each
+    model is prepared on its first request (:meth:`prepare`, under :attr:`lock`). A reload still
+    loads the new active version of a model that serves now when its artifact changed, so a commit
+    that would take the model out of service is refused, as with ``preload``."""
 
     def __init__(self, validator: Validator, *, session_options: Any = None,
-                 providers: list[str] | None = None, rng: random.Random | None = None) -> None:
+                 providers: list[str] | None = None, rng: random.Random | None = None,
+                 preload: bool = False) -> None:
         self.validator = validator
         self.sessions: dict[str, Any] = {}  # artifact sha256 → InferenceSession
+        self.preload = preload
+        # Serialises preparing models, loading pins and releasing sessions. Never taken on the
+        # request path once a model is prepared; taken after the reload lock, never before it.
+        self.lock = threading.RLock()
+        self.counts: Counter[str] = Counter()  # route tables and sessions made (introspection)
         self._session_options = session_options
         self._providers = providers or ["CPUExecutionProvider"]
         self._rng = rng
-        self._prefetched: dict[str, bytes] = {}  # blob id → bytes, while a state is built
 
     def build(self, commit: str, previous: State | None = None) -> State:
         """The state of ``commit``, reusing what ``previous`` built for unchanged model files.
@@ -123,19 +177,75 @@ class StateBuilder:
                 # split, artifacts (their sha256 just verified by the validator) and outcomes.
                 models[name] = old
             else:
-                todo.append((name, model, old))
-        self._prefetch(snapshot, [model for _, model, _ in todo])
-        try:
-            for name, model, old in todo:
-                models[name] = self._build_model(snapshot, name, model, salt, old)
-        finally:
-            self._prefetched = {}
+                entry = models[name] = self._new_entry(name, model, salt, old)
+                todo.append((name, entry, old))
+        if self.preload:
+            # In batches: one git round-trip per batch, and never every artifact in memory at once.
+            for start in range(0, len(todo), PRELOAD_BATCH):
+                batch = todo[start:start + PRELOAD_BATCH]
+                fetched = self._prefetch(snapshot, [entry.model for _, entry, _ in batch])
+                with self.lock:
+                    for name, entry, _ in batch:
+                        self.prepare(snapshot, name, entry, fetched)
+        else:
+            # A model that serves now keeps serving only if its new active version loads: try
+            # the ones whose artifact changed (an unchanged one is what serves, or will, today).
+            verify = [(name, entry) for name, entry, old in todo
+                      if old is not None and old.serving is not False and entry.active is not None
+                      and _artifact_key(entry.model, entry.active) != _artifact_key(old.model, old.active)]
+            fetched = self._prefetch(snapshot, [entry.model for _, entry in verify], active_only=True)
+            with self.lock:
+                for name, entry in verify:
+                    assert entry.active is not None
+                    self.load_version(snapshot, name, entry, entry.active, fetched)
         return State(commit, snapshot, dict(sorted(models.items())))
+
+    def _new_entry(self, name: str, model: Model, salt: str, old: ModelState | None) -> ModelState:
+        active = model.active
+        entry = ModelState(model, None, active.version if active else None, {}, {}, salt)
+        if old is not None and old.table is not None and old.table.salt == salt \
+                and old.table.split == entry.split:
+            entry.table = old.table  # the same split: the same table (built once, immutable)
+        return entry
+
+    def table_for(self, name: str, entry: ModelState) -> RouteTable | None:
+        """The route table of ``entry``, built now if it was not (None: nothing has traffic)."""
+        table = entry.table
+        if table is None:
+            with self.lock:
+                table = entry.table
+                if table is None:
+                    split = entry.split
+                    if split:
+                        table = entry.table = RouteTable(name, split, entry.salt, self._rng)
+                        self.counts["tables"] += 1
+        return table
+
+    def prepare(self, snapshot: Snapshot, name: str, entry: ModelState,
+                fetched: dict[str, bytes] | None = None) -> None:
+        """Build ``entry``'s route table and load the versions it routes to (and the active
+        one), once; call under :attr:`lock`. A version that cannot load is served by the active
+        version (its slot says so), as it always was."""
+        if entry.ready:
+            return
+        table = self.table_for(name, entry)
+        wanted = [entry.active] if entry.active is not None else []
+        wanted += [v for v in (table.versions if table is not None else ()) if v not in wanted]
+        wanted = [v for v in wanted if v not in entry.loaded and v not in entry.errors]
+        if fetched is None and len(wanted) > 1:
+            fetched = self._prefetch(snapshot, [entry.model])
+        for version in wanted:
+            self.load_version(snapshot, name, entry, version, fetched)
+        if table is not None:
+            entry.slots = tuple(self._slot(entry, version) for version in table.versions)
+        entry.ready = True  # last: a reader that sees it sees the table and slots
 
     @staticmethod
     def check_still_serving(current: State, new: State) -> None:
         """A commit may not take a model that serves now out of service: by leaving it no active
-        version (unless the model is retired on purpose) or one that cannot load."""
+        version (unless the model is retired on purpose) or one that cannot load. A model whose
+        active version was not tried yet (not requested since it was loaded lazily) counts as
+        serving; a new active version that was not tried has the artifact that serves now."""
         for name, old in current.models.items():
             entry = new.models.get(name)
             if old.active is not None and (entry is None or (entry.active is None and not entry.model.retired)):
@@ -143,27 +253,40 @@ class StateBuilder:
                                    f"at {new.commit[:12]}; keeping the current state",
                                    hint="promote a version, or set 'retired: true' to take it out of "
                                         "service on purpose")
-            if old.serving and entry is not None and entry.active is not None and not entry.serving:
+            if old.serving is not False and entry is not None and entry.active is not None \
+                    and entry.serving is False:
                 error = TransientError if entry.transient else InvalidError
                 raise error(f"model '{name}': active version '{entry.active}' cannot be loaded: "
                             f"{entry.errors.get(entry.active)}; keeping the current state")
 
     def release_unused(self, state: State) -> None:
-        """Drop cached sessions that ``state`` does not use (called under the reload lock)."""
-        live = {
-            loaded.sha256
-            for entry in state.models.values()
-            for loaded in entry.loaded.values()
-            if loaded.sha256 is not None
-        }
-        for sha in [s for s in self.sessions if s not in live]:
-            del self.sessions[sha]
+        """Drop cached sessions that ``state`` does not use and will not (called under the
+        reload lock): a model not prepared yet keeps the sessions of the versions it serves."""
+        with self.lock:
+            live = {
+                loaded.sha256
+                for entry in state.models.values()
+                for loaded in entry.loaded.values()
+                if loaded.sha256 is not None
+            }
+            dead = [sha for sha in list(self.sessions) if sha not in live]
+            if dead:
+                live = set()
+                for entry in state.models.values():
+                    if not entry.ready:
+                        live.update(_servable_shas(entry.model))
+                for sha in dead:
+                    if sha not in live:
+                        del self.sessions[sha]
 
-    def _prefetch(self, snapshot: Snapshot, models: list[Model]) -> None:
+    def _prefetch(self, snapshot: Snapshot, models: list[Model], active_only: bool = False) -> dict[str, bytes]:
         """Read the artifacts that will need a new session in one ``git cat-file`` round-trip."""
         wanted = {}
         for model in models:
-            for version_id in [*model.split(), *([model.active.version] if model.active else [])]:
+            versions = [model.active.version] if model.active else []
+            if not active_only:
+                versions += model.split()
+            for version_id in versions:
                 version = model.version(version_id)
                 artifact = version.artifact if version is not None else None
                 if isinstance(artifact, FileArtifact) and artifact.sha256 not in self.sessions:
@@ -172,28 +295,10 @@ class StateBuilder:
                         wanted[entry.blob] = entry
         if len(wanted) > 1:
             try:
-                self._prefetched = snapshot.source.read_many(("", e) for e in wanted.values())
+                return snapshot.source.read_many(("", e) for e in wanted.values())  # type: ignore[no-any-return]
             except ModelgitError:
-                self._prefetched = {}  # each is read (and fails) on its own below
-
-    def _build_model(self, snapshot: Snapshot, name: str, model: Model, salt: str,
-                     old: ModelState | None) -> ModelState:
-        active = model.active
-        split = {v: float(w) for v, w in model.split().items() if w > 0}
-        table = None
-        if split:
-            reuse = old is not None and old.table is not None and old.table.split == split \
-                and old.table.salt == salt
-            table = old.table if reuse and old is not None else RouteTable(name, split, salt, self._rng)
-        entry = ModelState(model, table, active.version if active else None, {}, {}, salt)
-        if entry.active is not None:
-            self.load_version(snapshot, name, entry, entry.active)
-        for version in split:
-            if version not in entry.loaded and version not in entry.errors:
-                self.load_version(snapshot, name, entry, version)
-        if table is not None:
-            entry.slots = tuple(self._slot(entry, version) for version in table.versions)
-        return entry
+                pass  # each is read (and fails) on its own below
+        return {}
 
     @staticmethod
     def _slot(entry: ModelState, version: str) -> Loaded:
@@ -207,7 +312,8 @@ class StateBuilder:
                    f"'{entry.active}' ({entry.errors.get(entry.active or '')}) can be loaded")
         return Loaded(version, None, (), None, fallback_from=version, problem=problem)
 
-    def load_version(self, snapshot: Snapshot, name: str, entry: ModelState, version_id: str) -> None:
+    def load_version(self, snapshot: Snapshot, name: str, entry: ModelState, version_id: str,
+                     fetched: dict[str, bytes] | None = None) -> None:
         """Load ``version_id`` into ``entry.loaded``, or say why not in ``entry.errors``."""
         version = entry.model.version(version_id)
         assert version is not None
@@ -218,7 +324,7 @@ class StateBuilder:
                 session: Any = HostedModel(name, version_id, artifact.provider, artifact.model_id)
                 inputs: tuple[str, ...] = ()
             elif isinstance(artifact, FileArtifact):
-                session = self.session_for(snapshot, artifact)
+                session = self.session_for(snapshot, artifact, fetched)
                 inputs = tuple(arg.name for arg in session.get_inputs())
                 sha = artifact.sha256
             else:  # expected in registries that keep artifacts elsewhere: not a warning
@@ -235,7 +341,8 @@ class StateBuilder:
                                           inputs[0] if inputs else None,
                                           None if hosted else session.run)
 
-    def session_for(self, snapshot: Snapshot, artifact: FileArtifact) -> Any:
+    def session_for(self, snapshot: Snapshot, artifact: FileArtifact,
+                    fetched: dict[str, bytes] | None = None) -> Any:
         """The session of ``artifact`` (cached by sha256), its bytes verified first."""
         cached = self.sessions.get(artifact.sha256)
         if cached is not None:
@@ -243,7 +350,7 @@ class StateBuilder:
         entry, problem = resolve_path(snapshot, artifact.path)
         if problem is not None or entry is None:
             raise InvalidError(problem[1] if problem else f"{artifact.path} is missing")
-        data = self._prefetched.get(entry.blob)
+        data = fetched.get(entry.blob) if fetched else None
         if data is None:
             data = snapshot.source.read(artifact.path, entry)
         digest = hashlib.sha256(data).hexdigest()  # verified before onnxruntime sees the bytes
@@ -259,4 +366,16 @@ class StateBuilder:
             raise error(f"{artifact.path}: onnxruntime cannot load it: "
                         f"{str(exc).strip()[:200] or type(exc).__name__}") from None
         self.sessions[artifact.sha256] = session
+        self.counts["sessions"] += 1
         return session
+
+
+def _servable_shas(model: Model) -> list[str]:
+    """The sha256 of the file artifacts a prepared ``model`` would load (active and split)."""
+    shas = []
+    versions = [model.active.version] if model.active else []
+    for version_id in [*versions, *model.split()]:
+        version = model.version(version_id)
+        if version is not None and isinstance(version.artifact, FileArtifact):
+            shas.append(version.artifact.sha256)
+    return shas
