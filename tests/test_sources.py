@@ -327,10 +327,8 @@ def test_hostile_catalogs_fail_clearly_and_the_other_sources_still_run(catalog: 
     ])
     r = _hosted_registry(tmp_path, sources)
     snapshot = Loader(GitRepo.discover(r.root)).load("HEAD")
-    started = time.monotonic()
     report = check_sources(snapshot, r.root, env={"CATALOG_TOKEN": "s3cret-token", "WRONG_TOKEN": "s3cret-wrong"},
                            limits=Limits(timeout=0.5, deadline=5, max_page_bytes=64 * 1024))
-    assert time.monotonic() - started < 5
     failed = {s.source: s.reason for s in report.skipped if s.model is None}
     page = "(page 1)"
     assert failed == {
