@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from conftest import Repo, make_repo
 from feed_support import feed_app, serve
 from modelgit import Registry, gitstore
-from modelgit.errors import InvalidError, UsageError
+from modelgit.errors import InvalidError, NotFoundError, UsageError
 from modelgit.gitstore import GitRepo
 from modelgit.runtime.feed import FeedLimits, HttpFeed, is_feed_url
 from runtime_support import KEYS, RegistryRepo, V, expected, model_bytes, sample_input, sha256, standard, which
@@ -53,6 +53,11 @@ def test_a_replica_serves_the_servers_commit_and_an_unchanged_poll_is_a_304(serv
     replica = Registry.open(url, ref="main", cache_dir=tmp_path / "cache")
     assert replica.commit == reg.repo.head()  # the server's sha, not the replica's local copy
     assert replica.info()["commit"] == reg.repo.head()
+    local = replica._state.commit
+    assert local != reg.repo.head()
+    with pytest.raises(NotFoundError) as unknown:  # messages name the server's commit too
+        replica.route("scor", "k")
+    assert reg.repo.head()[:12] in unknown.value.message and local[:12] not in unknown.value.message
     assert set(_answers(replica, [1, 2])) == {1, 2}
     x = sample_input()
     np.testing.assert_array_equal(replica.run("score:v2", x)[0], expected(2, x))

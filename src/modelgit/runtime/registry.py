@@ -192,7 +192,7 @@ class Registry:
         active version serves it (see ``info()["models"][model]["fallbacks"]``)."""
         state = self._state
         name, pinned = _split_pin(model)
-        entry = _model_state(state, name)
+        entry = self._model_state(state, name)
         if pinned:
             _pinnable(name, entry, pinned)
             return pinned
@@ -208,7 +208,7 @@ class Registry:
         For tools and debugging: it counts no fallback."""
         state = self._state
         name, pinned = _split_pin(model)
-        entry = _model_state(state, name)
+        entry = self._model_state(state, name)
         if pinned:
             return pinned, self._resolve_slow(state, model, key).version
         self._prepared(state, name, entry)
@@ -232,7 +232,7 @@ class Registry:
 
     def _resolve_slow(self, state: State, model: str, key: object) -> Loaded:
         name, pinned = _split_pin(model)
-        entry = _model_state(state, name)
+        entry = self._model_state(state, name)
         if pinned:
             loaded = entry.loaded.get(pinned)
             if loaded is None:
@@ -392,7 +392,7 @@ class Registry:
         fallbacks, run_errors = dict(self._stats.fallbacks), dict(self._stats.run_errors)
         last_error = dict(self._stats.last_run_error)
         for name in names:
-            entry = _model_state(state, name)
+            entry = self._model_state(state, name)
             out["models"][name] = {
                 "active": entry.active,
                 "serving": entry.serving,
@@ -420,6 +420,17 @@ class Registry:
         if jitter is None:
             jitter = 0.1 if self._reloader.source.remote else 0.0
         self._reloader.watch(interval, jitter)
+
+    def _model_state(self, state: State, name: str) -> ModelState:
+        entry = state.models.get(name)
+        if entry is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(state.models), n=3)
+            commit = self._reloader.source.shown(state.commit)  # a feed's: the server's commit
+            raise NotFoundError(f"unknown model '{name}' at {commit[:12]}",
+                                hint=f"did you mean {', '.join(close)}?" if close else "see 'modelgit show'")
+        return entry
 
     def close(self) -> None:
         """Stop watching and close a feed's connections (sessions are released when the registry
@@ -466,14 +477,3 @@ def _pinnable(name: str, entry: ModelState, version_id: str) -> None:
     if version.status == "archived":
         raise InvalidError(f"'{name}:{version_id}' is archived and cannot be loaded",
                            hint="pin a deprecated, active or staging version")
-
-
-def _model_state(state: State, name: str) -> ModelState:
-    entry = state.models.get(name)
-    if entry is None:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(state.models), n=3)
-        raise NotFoundError(f"unknown model '{name}' at {state.commit[:12]}",
-                         hint=f"did you mean {', '.join(close)}?" if close else "see 'modelgit show'")
-    return entry
