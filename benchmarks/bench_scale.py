@@ -44,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,13 +105,25 @@ def run_child(args: list[str], env: dict[str, str], *, capture: bool = False, ti
         start = time.perf_counter()
         proc = subprocess.Popen(wrapped, stdout=out if capture else subprocess.DEVNULL, stderr=err, env=env,
                                 start_new_session=True)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        # A blocking wait, the kill on a timer: Popen.wait(timeout=) polls in sleeps of up to 50 ms,
+        # which rounded every process figure up to the next step.
+        killed = threading.Event()
+
+        def kill() -> None:
+            killed.set()
             os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, kill) if timeout else None
+        if timer is not None:
+            timer.start()
+        try:
             proc.wait()
-            raise TimedOut(f"{' '.join(args[:6])} ... ran over {timeout:.0f} s") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
         seconds = time.perf_counter() - start
+        if killed.is_set():
+            raise TimedOut(f"{' '.join(args[:6])} ... ran over {timeout:.0f} s")
         if proc.returncode != 0:
             err.seek(0)
             raise RuntimeError(f"{' '.join(args[:6])} ... exited {proc.returncode}: "
