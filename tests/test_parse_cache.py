@@ -540,3 +540,34 @@ def test_concurrent_loaders_get_what_a_fresh_parse_says(mixed_repo: Repo) -> Non
     for worker in workers:
         out, err = worker.communicate(json.dumps(expected), timeout=240)
         assert worker.returncode == 0, out + err
+
+
+def test_the_show_table_from_cached_plain_values_equals_the_one_from_typed_models(mixed_repo: Repo) -> None:
+    """`show`'s table reads the cache's plain values instead of building 10,000 typed models; each
+    row must be what the typed model gives (ints in traffic become floats, a missing traffic is
+    100 % to the active version, missing owner and description are None)."""
+    from modelgit import views
+
+    mixed_repo.write("registry/models/plain_shapes.yaml", (
+        "name: plain_shapes\ntask: regression\nversions:\n"
+        f"  - version: v1\n    status: deprecated\n    artifact: {{uri: 's3://b/m.onnx', sha256: '{A64}'}}\n"
+        f"  - version: '2'\n    status: active\n    artifact: {{uri: 's3://b/n.onnx', sha256: '{B64}'}}\n"
+        f"  - version: v3\n    status: staging\n    artifact: {{uri: 's3://b/o.onnx', sha256: '{A64}'}}\n"
+        "traffic: {'2': 74, v3: 26}\n"))
+    mixed_repo.write("registry/models/no_traffic.yaml", (
+        "name: no_traffic\ntask: generation\nowner: team-a\ndescription: hosted\nversions:\n"
+        "  - version: v1\n    status: active\n    artifact: {provider: openrouter, model_id: a/b}\n"))
+    mixed_repo.commit("Two more shapes")
+    Loader(GitRepo.discover(mixed_repo.root)).load("HEAD")  # parses and fills the cache
+    cached = Loader(GitRepo.discover(mixed_repo.root)).load("HEAD")
+    models, invalid = views.show_stream(cached, versions=False)
+    rows = list(models)
+    assert all(f.plain() is not None for f in cached.files.values() if f.valid)  # the cached path ran
+    expected = [views.model_summary(mid, f.typed, versions=False) for mid, f in cached.files.items() if f.valid]
+    assert rows == expected and len(rows) >= 5
+    assert [[type(v) for v in row["traffic"].values()] for row in rows] == \
+        [[type(v) for v in row["traffic"].values()] for row in expected]
+    assert invalid == sorted(mid for mid, f in cached.files.items() if not f.valid)
+    by_id = {row["model"]: row for row in rows}
+    assert by_id["plain_shapes"]["traffic"] == {"2": 74.0, "v3": 26.0}
+    assert by_id["no_traffic"]["traffic"] == {"v1": 100.0} and by_id["no_traffic"]["owner"] == "team-a"

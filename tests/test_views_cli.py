@@ -552,7 +552,7 @@ def test_internal_bug_exits_3_without_traceback_unless_asked(history_repo, cli,
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom in views.show")
 
-    monkeypatch.setattr(views, "model_summary", boom)  # what every form of show calls, per model
+    monkeypatch.setattr(views, "show_stream", boom)  # what every form of show calls
     repo, _ = history_repo
     code, out, err = cli("-C", str(repo.root), "show")
     assert (code, out, err) == (3, "", BUG)

@@ -86,6 +86,16 @@ class ParsedFile:
             self._typed = _materialize(self)
         return self._typed
 
+    def plain(self) -> dict[str, Any] | None:
+        """The value the schema accepted, as plain data read back from the parse cache without
+        building the typed model (what a summary of 10,000 models needs); None when this process
+        parsed the file (use ``typed``) or the schema refused it."""
+        stored = self._stored
+        if stored is None or self._typed is not None:
+            return None
+        data = _read_stored(self)
+        return data if type(data) is dict else None
+
     @property
     def schema_ok(self) -> bool:
         """Whether the schema accepted the file (so ``typed`` is a model), without building it."""
@@ -186,14 +196,26 @@ def _optional_int(value: Any) -> bool:
     return value is None or type(value) is int
 
 
-def _materialize(parsed: ParsedFile) -> Any:
-    """The typed model of a file from the parse cache: pydantic on the value it accepted before."""
-    cls = Settings if parsed.path == SETTINGS_PATH else Model
+def _read_stored(parsed: ParsedFile) -> Any:
+    """The plain value a parse cache record holds for ``parsed``."""
     stored = parsed._stored
     try:
         data = read_value(stored) if type(stored) is tuple else stored
         assert data is not None
-        return cls.model_validate(marshal.loads(zlib.decompress(data)))
+        return marshal.loads(zlib.decompress(data))
+    except Exception as exc:  # a pack changed on disk after it was checked, by someone else
+        from modelgit.errors import ModelgitError
+
+        raise ModelgitError(f"{parsed.path}: the parse cache holds a damaged record for it ({exc})",
+                            hint="remove .git/modelgit/parsed and run again") from None
+
+
+def _materialize(parsed: ParsedFile) -> Any:
+    """The typed model of a file from the parse cache: pydantic on the value it accepted before."""
+    cls = Settings if parsed.path == SETTINGS_PATH else Model
+    data = _read_stored(parsed)
+    try:
+        return cls.model_validate(data)
     except Exception as exc:  # a pack changed on disk after it was checked, by someone else
         from modelgit.errors import ModelgitError
 
