@@ -94,7 +94,7 @@ lock: | $(BIN)/python
 
 # Every benchmark runs even when an earlier one misses a target; the exit status says if any did.
 bench: $(VENV)/.installed-test
-	status=0; for b in registry scale proposals runtime eval reload_memory guard tracking learning; do \
+	status=0; for b in registry scale runtime_open proposals runtime eval reload_memory guard tracking learning api; do \
 	  $(BIN)/python benchmarks/bench_$$b.py || status=1; done; \
 	$(BIN)/python benchmarks/sim_decisions.py || status=1; exit $$status
 
