@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_registry  # noqa: E402  (the registry generator, --workdir reuse)
+from bench_runtime import linear_onnx  # noqa: E402  (the small ONNX models of the runtime benchmarks)
 
 VERSIONS = 20
 
@@ -85,24 +86,6 @@ session = ort.InferenceSession({path!r}, providers=["CPUExecutionProvider"])
 out = session.run(None, {{"x": np.zeros((1, 3), dtype=np.float32)}})
 assert out[0].shape == (1, 2), out
 """
-
-
-def linear_onnx(k: int) -> bytes:
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = np.array([[k + 1, 1], [2, -k], [-1, 3]], dtype=np.float32)
-    b = np.array([10 * k, -k], dtype=np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y"])],
-        "linear",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
-        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model.SerializeToString()
 
 
 def onnx_model_text(index: int, files: dict[int, tuple[str, str]]) -> str:

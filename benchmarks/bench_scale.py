@@ -63,6 +63,7 @@ from bench_registry import (  # noqa: E402  (the generator of the synthetic regi
     model_name,
     model_text,
 )
+from bench_runtime import linear_onnx  # noqa: E402  (the small ONNX models of the runtime benchmarks)
 
 MiB = 1024 * 1024
 
@@ -356,22 +357,6 @@ def bench_help(env: dict[str, str], runs: int) -> list[Measure]:
     ratio = Measure("`modelgit --help` / `python -c pass`", "-",
                     [h / p for h, p in zip(help_.times, bare.times, strict=True)], target=4.0, ratio=True)
     return [bare, help_, ratio]
-
-
-def linear_onnx(k: int) -> bytes:
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = np.array([[k + 1, 1], [2, -k], [-1, 3]], dtype=np.float32)
-    b = np.array([10 * k, -k], dtype=np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y"])],
-        "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
-        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model.SerializeToString()
 
 
 def onnx_model_text(index: int, files: dict[int, tuple[str, str]]) -> str:
