@@ -58,6 +58,21 @@ def test_open_makes_no_session_and_no_route_table(repo: Repo) -> None:
     assert reg._builder.counts == Counter(tables=1) and reg._builder.sessions == {}
 
 
+def test_open_with_a_warm_parse_cache_builds_no_typed_model(repo: Repo) -> None:
+    """A restart finds every file in the parse cache: open reads the active versions from the
+    cached plain values, and a model's typed (pydantic) model is built on its first request only."""
+    _three_models(repo)
+    Registry.open(repo.root).close()  # fills .git/modelgit/parsed
+    reg = Registry.open(repo.root)
+    state = reg._state
+    assert {name: entry.active for name, entry in state.models.items()} == \
+        {"score": "v1", "other": "a", "third": "b"}
+    assert [name for name, entry in state.models.items() if entry.parsed._typed is not None] == []
+    x = sample_input(3)
+    np.testing.assert_array_equal(reg.run("other", x, key="k")[0], expected(3, x))
+    assert [name for name, entry in state.models.items() if entry.parsed._typed is not None] == ["other"]
+
+
 def test_the_first_request_loads_and_routes_as_an_independent_eager_table(repo: Repo) -> None:
     _three_models(repo)
     reg = Registry.open(repo.root)

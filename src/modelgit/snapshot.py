@@ -96,6 +96,15 @@ class ParsedFile:
         data = _read_stored(self)
         return data if type(data) is dict else None
 
+    def active_version(self) -> str | None:
+        """The id of a valid model's active version, from the parse cache's plain value when there
+        is one (no typed model built)."""
+        data = self.plain()
+        if data is None:
+            active = self.spec.active
+            return active.version if active is not None else None
+        return next((str(v["version"]) for v in data["versions"] if v["status"] == "active"), None)
+
     @property
     def schema_ok(self) -> bool:
         """Whether the schema accepted the file (so ``typed`` is a model), without building it."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from modelgit.errors import GitError, InvalidError, ModelgitError, TransientError, is_transient
 from modelgit.runtime.router import RouteTable
-from modelgit.snapshot import Snapshot
+from modelgit.snapshot import ParsedFile, Snapshot
 from modelgit.spec import FileArtifact, HostedArtifact, Model
 from modelgit.validate import Validator, resolve_path
 
@@ -71,7 +71,7 @@ class ModelState:
     (or when the state is built with ``preload``); ``ready`` is set last, so a reader that sees it
     True sees the rest."""
 
-    model: Model
+    parsed: ParsedFile  # the model's file; its typed model is built on first use (``model``)
     table: RouteTable | None  # None until built, and for a model without a split
     active: str | None
     loaded: dict[str, Loaded]
@@ -80,6 +80,12 @@ class ModelState:
     slots: tuple[Loaded, ...] = ()  # per table version: what serves it
     transient: bool = False  # an error that may not repeat (git): rebuild on the next reload
     ready: bool = False  # table built and the versions it routes to loaded or refused
+
+    @property
+    def model(self) -> Model:
+        """The typed model (built from the parse cache on first use: 10,000 of them at open would
+        cost seconds of pydantic for models that may never be asked for)."""
+        return self.parsed.spec  # type: ignore[no-any-return]
 
     @property
     def split(self) -> dict[str, float]:
@@ -170,14 +176,16 @@ class StateBuilder:
             salt = settings.routing.salt
         models: dict[str, ModelState] = {}
         todo = []
-        for name, model in snapshot.models.items():
+        for name, parsed in snapshot.files.items():
+            if not parsed.valid:
+                continue
             old = previous.models.get(name) if previous else None
-            if old is not None and old.model is model and old.salt == salt and not old.transient:
+            if old is not None and old.parsed is parsed and old.salt == salt and not old.transient:
                 # The same file content (the loader reuses parsed files by blob id): the same
                 # split, artifacts (their sha256 just verified by the validator) and outcomes.
                 models[name] = old
             else:
-                entry = models[name] = self._new_entry(name, model, salt, old)
+                entry = models[name] = self._new_entry(name, parsed, salt, old)
                 todo.append((name, entry, old))
         if self.preload:
             # In batches: one git round-trip per batch, and never every artifact in memory at once.
@@ -200,9 +208,8 @@ class StateBuilder:
                     self.load_version(snapshot, name, entry, entry.active, fetched)
         return State(commit, snapshot, dict(sorted(models.items())))
 
-    def _new_entry(self, name: str, model: Model, salt: str, old: ModelState | None) -> ModelState:
-        active = model.active
-        entry = ModelState(model, None, active.version if active else None, {}, {}, salt)
+    def _new_entry(self, name: str, parsed: ParsedFile, salt: str, old: ModelState | None) -> ModelState:
+        entry = ModelState(parsed, None, parsed.active_version(), {}, {}, salt)
         if old is not None and old.table is not None and old.table.salt == salt \
                 and old.table.split == entry.split:
             entry.table = old.table  # the same split: the same table (built once, immutable)
