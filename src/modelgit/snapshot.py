@@ -103,7 +103,7 @@ class ParsedFile:
         if data is None:
             active = self.spec.active
             return active.version if active is not None else None
-        return next((str(v["version"]) for v in data["versions"] if v["status"] == "active"), None)
+        return plain_active(data)
 
     @property
     def schema_ok(self) -> bool:
@@ -137,6 +137,11 @@ class ParsedFile:
 
     def __repr__(self) -> str:
         return f"ParsedFile(path={self.path!r}, blob={self.blob!r}, valid={self.valid}, findings={self.findings!r})"
+
+
+def plain_active(data: dict[str, Any]) -> str | None:
+    """The active version id of a model's plain value (``ParsedFile.plain()``), as ``Model.active``."""
+    return next((str(v["version"]) for v in data["versions"] if v["status"] == "active"), None)
 
 
 def file_refs(model: Model) -> tuple[FileRef, ...]:

@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 from modelgit.diff import Change, Invalid, model_changes, registry_changes
 from modelgit.gitstore import GitRepo
-from modelgit.snapshot import MODELS_DIR, Loader, ParsedFile, Snapshot, model_id_of, model_path, parse_model
+from modelgit.snapshot import (
+    MODELS_DIR,
+    Loader,
+    ParsedFile,
+    Snapshot,
+    model_id_of,
+    model_path,
+    parse_model,
+    plain_active,
+)
 
 if TYPE_CHECKING:
     from modelgit.spec import Model
@@ -89,7 +98,7 @@ def _short_summary(model_id: str, parsed: ParsedFile) -> dict[str, Any]:
     data = parsed.plain()
     if data is None:
         return model_summary(model_id, parsed.spec, versions=False)
-    active = next((str(v["version"]) for v in data["versions"] if v["status"] == "active"), None)
+    active = plain_active(data)
     traffic = data.get("traffic")
     statuses: dict[str, int] = {}
     for version in data["versions"]:
