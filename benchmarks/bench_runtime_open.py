@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_registry  # noqa: E402  (the registry generator, --workdir reuse)
-from bench_runtime import linear_onnx  # noqa: E402  (the small ONNX models of the runtime benchmarks)
+from bench_runtime import linear_onnx, model_text  # noqa: E402  (the runtime benchmarks' ONNX models and files)
 
 VERSIONS = 20
 
@@ -88,31 +88,11 @@ assert out[0].shape == (1, 2), out
 """
 
 
-def onnx_model_text(index: int, files: dict[int, tuple[str, str]]) -> str:
-    """Versions 1-12 archived, 13-18 deprecated (URIs), 19 active and 20 staging (ONNX files), 90/10."""
-    name = f"m{index:05d}"
-    lines = [f"name: {name}", f"description: benchmark model {name}", "owner: bench", "task: regression",
-             "versions:"]
-    for i in range(1, VERSIONS + 1):
-        status = "active" if i == VERSIONS - 1 else "staging" if i == VERSIONS else \
-            "archived" if i <= 12 else "deprecated"
-        lines += [f"  - version: v1.{i}", f"    status: {status}", f"    weight: {0.9 if i == 19 else 0.1}"]
-        if i in files:
-            path, sha = files[i]
-            lines.append(f"    artifact: {{path: {path}, sha256: {sha}}}")
-        else:
-            sha = hashlib.sha256(f"{name}/v{i}".encode()).hexdigest()
-            lines.append(f"    artifact: {{uri: 'https://models.example/{name}/v{i}.onnx', sha256: {sha}}}")
-        lines.append(f"    metrics: {{rmse: 0.{1000 + index % 9000:04d}}}")
-    lines += ["traffic:", f"  v1.{VERSIONS - 1}: 90", f"  v1.{VERSIONS}: 10", ""]
-    return "\n".join(lines)
-
-
 def build_onnx_registry(workdir: Path, size: int) -> Path:
     """``size`` models whose active and staging versions are distinct small ONNX files (reused)."""
     root = workdir / f"onnx-registry-{size}"
     stamp = root / ".git" / "bench-stamp"
-    generator = hashlib.sha1(onnx_model_text(1, {19: ("p", "s")}).encode()).hexdigest()[:12]
+    generator = hashlib.sha1(model_text(1, {19: ("p", "s")}).encode()).hexdigest()[:12]
     if stamp.exists() and stamp.read_text().strip() == generator:
         return root
     shutil.rmtree(root, ignore_errors=True)
@@ -126,7 +106,7 @@ def build_onnx_registry(workdir: Path, size: int) -> Path:
             path = f"registry/artifacts/m{index:05d}_v1_{i}.onnx"
             (root / path).write_bytes(data)
             files[i] = (path, hashlib.sha256(data).hexdigest())
-        (root / "registry" / "models" / f"m{index:05d}.yaml").write_text(onnx_model_text(index, files))
+        (root / "registry" / "models" / f"m{index:05d}.yaml").write_text(model_text(index, files))
     bench_registry.git(root, "init", "-q", "-b", "main")
     bench_registry.git(root, "add", "-A")
     bench_registry.git(root, "commit", "-q", "-m", f"{size} models with ONNX files")
