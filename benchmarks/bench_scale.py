@@ -343,20 +343,28 @@ def bench_size(root: Path, base: str, size: int, repeats: int, env: dict[str, st
 
 # -- floors measured once -----------------------------------------------------------------------------------
 def bench_help(env: dict[str, str], runs: int) -> list[Measure]:
-    commands = {"`python -c pass`": [sys.executable, "-c", "pass"],
-                "`modelgit --help`": [*modelgit_args(), "--help"]}
+    return interleaved_pair({"`python -c pass`, process": [sys.executable, "-c", "pass"],
+                             "`modelgit --help`, process": [*modelgit_args(), "--help"]},
+                            "-", runs, env, "`modelgit --help` / `python -c pass`", 4.0)
+
+
+def interleaved_pair(commands: dict[str, list[str]], size: str, runs: int, env: dict[str, str],
+                     ratio_name: str, target: float) -> list[Measure]:
+    """A floor and the program judged against it (``commands``, in that order), run one after
+    the other ``runs`` times after one untimed run each (.pyc files, page cache, modelgit's
+    caches), so that load on the machine hits both alike; and the ratio of their times."""
     for args in commands.values():
-        run_child(args, env)  # writes the .pyc files
-    measures = {name: Measure(f"{name}, process", "-") for name in commands}
-    for _ in range(runs):  # interleaved, so that load on the machine hits both alike
+        run_child(args, env)
+    measures = {name: Measure(name, size) for name in commands}
+    for _ in range(runs):
         for name, args in commands.items():
             result = run_child(args, env)
             measures[name].times.append(result.seconds)
             measures[name].rss.append(result.maxrss)
-    bare, help_ = measures.values()
-    ratio = Measure("`modelgit --help` / `python -c pass`", "-",
-                    [h / p for h, p in zip(help_.times, bare.times, strict=True)], target=4.0, ratio=True)
-    return [bare, help_, ratio]
+    floor, ours = measures.values()
+    ratio = Measure(ratio_name, size, [o / f for o, f in zip(ours.times, floor.times, strict=True)],
+                    target=target, ratio=True)
+    return [floor, ours, ratio]
 
 
 def onnx_model_text(index: int, files: dict[int, tuple[str, str]]) -> str:
@@ -432,18 +440,7 @@ def bench_onnx_process(workdir: Path, env: dict[str, str], repeats: int, preload
         "`Registry.open` → route → run once, 200 models with ONNX files, process": [
             sys.executable, "-c", RUN_SCRIPT.format(root=str(root), preload=preload)],
     }
-    for args in commands.values():
-        run_child(args, env)  # .pyc files, page cache, modelgit's caches
-    measures = {name: Measure(name, "200") for name in commands}
-    for _ in range(repeats):
-        for name, args in commands.items():
-            result = run_child(args, env)
-            measures[name].times.append(result.seconds)
-            measures[name].rss.append(result.maxrss)
-    bare, ours = measures.values()
-    ratio = Measure("open → route → run / bare onnxruntime, process", "200",
-                    [o / b for o, b in zip(ours.times, bare.times, strict=True)], target=2.0, ratio=True)
-    return [bare, ours, ratio]
+    return interleaved_pair(commands, "200", repeats, env, "open → route → run / bare onnxruntime, process", 2.0)
 
 
 # -- main ----------------------------------------------------------------------------------------------------
