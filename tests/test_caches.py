@@ -284,3 +284,53 @@ def test_a_staging_version_that_failed_transiently_is_loaded_on_the_next_poll(
     assert np.array_equal(reg.run("score:v5", x)[0], expected(5, x))
     assert "v5" in reg.info("score")["loaded"]
     assert reg.reload() is False  # nothing left to retry
+
+
+# -- links and special files in the caches' places ---------------------------------------------------
+def _forged_digests(repo: Repo) -> bytes:
+    """A well-formed digest cache for the example's blobs whose every digest is wrong: read, it
+    would make validation report every artifact as not matching its committed sha256."""
+    blobs = [line.split()[2] for line in repo.git("ls-tree", "-r", "HEAD", "--", "registry").splitlines()]
+    return "".join(f"{blob}\t{'0' * 64}\n" for blob in blobs).encode()
+
+
+@pytest.mark.parametrize("name", CACHE_FILES)
+def test_a_link_in_place_of_a_cache_file_is_never_followed(example_repo: Repo, cli: Any, tmp_path: Path,
+                                                            name: str) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(_forged_digests(example_repo))
+    before = outside.read_bytes()
+    place = _cache(example_repo.root, name)
+    place.parent.mkdir(parents=True)
+    place.symlink_to(outside)
+    _validates(cli, str(example_repo.root))  # the forged digests were not read
+    assert outside.read_bytes() == before  # nor written
+    assert not place.is_symlink() and place.is_file()  # ours to fix: replaced by a real file
+    _check_sound(example_repo)
+
+
+def test_a_linked_modelgit_directory_is_not_used_for_artifact_facts(example_repo: Repo, cli: Any,
+                                                                     tmp_path: Path) -> None:
+    outside = tmp_path / "outside-modelgit"
+    outside.mkdir()
+    (outside / "sha256").write_bytes(_forged_digests(example_repo))
+    before = {p.name: p.read_bytes() for p in outside.iterdir()}
+    (example_repo.root / ".git" / "modelgit").symlink_to(outside)
+    _validates(cli, str(example_repo.root))
+    _validates(cli, str(example_repo.root))
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == before  # nothing read or added
+
+
+def test_a_fifo_in_place_of_a_cache_file_is_not_waited_on(example_repo: Repo) -> None:
+    import os
+    import subprocess
+
+    place = _cache(example_repo.root, "sha256")
+    place.parent.mkdir(parents=True)
+    os.mkfifo(place)  # opening it for reading would block until a writer came, without O_NONBLOCK
+    # In a child process with a deadline, so that a regression fails instead of hanging the suite.
+    done = subprocess.run([sys.executable, "-m", "modelgit", "-C", str(example_repo.root), "validate"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and VALID.match(done.stderr), done
+    assert place.is_file()  # replaced by the real cache
+    _check_sound(example_repo)

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,18 @@ _LINE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})\t(.+)$")
 
 
 class BlobCache:
-    """A persistent map blob id → text, one ``blob<TAB>value`` line per entry.
+    """A persistent map blob id → text, one ``blob<TAB>value`` line per entry, in the file ``name``
+    of ``<git_dir>/modelgit/`` (reached without following links: :mod:`modelgit.cachefs`).
 
     ``sound`` says whether a stored value is well formed; lines that fail it (or the line
-    pattern, or lack their newline) are dropped and the file is rewritten on the next flush."""
+    pattern, or lack their newline) are dropped and the file is rewritten on the next flush, as
+    is a file that is too large, a link or not a regular file."""
 
-    def __init__(self, path: Path | None, sound: Callable[[str], bool] = lambda value: True) -> None:
-        self.path = path
+    MAX_BYTES = 64 * 1024 * 1024  # ~600,000 entries; a larger file is rebuilt from scratch
+
+    def __init__(self, git_dir: Path | None, name: str, sound: Callable[[str], bool] = lambda value: True) -> None:
+        self.git_dir = git_dir
+        self.name = name
         self._sound = sound
         self._values: dict[str, str] | None = None
         self._new: list[tuple[str, str]] = []
@@ -39,21 +43,30 @@ class BlobCache:
     def _load(self) -> dict[str, str]:
         if self._values is None:
             self._values = {}
-            if self.path is not None and (self.path.exists() or self.path.is_symlink()):
-                try:
-                    text = self.path.read_bytes().decode("utf-8", errors="replace")
-                except OSError:  # a directory in its place, unreadable: start afresh
-                    self._rewrite = True
+            if self.git_dir is None:
+                return self._values
+            from modelgit import cachefs
+
+            with cachefs.modelgit_dir(self.git_dir, create=False) as fd:
+                if fd is None:
                     return self._values
-                lines = text.split("\n")
-                if lines[-1]:
-                    self._rewrite = True  # a torn last line, without its newline
-                for line in lines[:-1]:
-                    match = _LINE.match(line)
-                    if match and self._sound(match.group(2)):
-                        self._values[match.group(1)] = match.group(2)
-                    else:
-                        self._rewrite = True
+                try:
+                    os.stat(self.name, dir_fd=fd, follow_symlinks=False)
+                except OSError:
+                    return self._values  # no file yet
+                data = cachefs.read_regular(fd, self.name, self.MAX_BYTES)
+            if data is None:  # a link, a directory, too large, unreadable: start afresh
+                self._rewrite = True
+                return self._values
+            lines = data.decode("utf-8", errors="replace").split("\n")
+            if lines[-1]:
+                self._rewrite = True  # a torn last line, without its newline
+            for line in lines[:-1]:
+                match = _LINE.match(line)
+                if match and self._sound(match.group(2)):
+                    self._values[match.group(1)] = match.group(2)
+                else:
+                    self._rewrite = True
         return self._values
 
     def get(self, blob: str) -> str | None:
@@ -66,33 +79,27 @@ class BlobCache:
             self._new.append((blob, value))
 
     def flush(self) -> None:
-        if self.path is None or not (self._new or self._rewrite):
+        if self.git_dir is None or not (self._new or self._rewrite):
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self._rewrite:
-                self._replace(self._load())
-            else:
-                # One write call of whole lines in append mode: concurrent writers interleave
-                # lines, never bytes within a line on a local file system; a torn line fails the
-                # checks on the next read.
-                payload = "".join(f"{blob}\t{value}\n" for blob, value in self._new)
-                with open(self.path, "a", encoding="utf-8") as handle:
-                    handle.write(payload)
-        except OSError:
-            pass  # a read-only .git only costs re-hashing next time
-        self._new.clear()
+        from modelgit import cachefs
 
-    def _replace(self, values: dict[str, str]) -> None:
-        """Write the sound entries to a new file and move it over the damaged one."""
-        assert self.path is not None
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write("".join(f"{blob}\t{value}\n" for blob, value in values.items()))
-        if self.path.is_dir() and not self.path.is_symlink():
-            shutil.rmtree(self.path)  # our own cache path, under .git/modelgit/
-        os.replace(temporary, self.path)
-        self._rewrite = False
+        try:
+            with cachefs.modelgit_dir(self.git_dir, create=True) as fd:
+                if fd is None:
+                    return  # a linked or unusable .git/modelgit: no cache rather than through a link
+                if not self._rewrite:
+                    try:  # whole lines in one write: a torn line fails the checks on the next read
+                        cachefs.append(fd, self.name, "".join(f"{b}\t{v}\n" for b, v in self._new).encode())
+                        return
+                    except OSError:  # a link or a directory in the file's place since it was read
+                        pass
+                values = self._load()
+                cachefs.replace(fd, self.name, "".join(f"{b}\t{v}\n" for b, v in values.items()).encode())
+                self._rewrite = False
+        except OSError:
+            pass  # a read-only .git, a link in the file's place: only costs re-hashing next time
+        finally:
+            self._new.clear()
 
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -134,9 +141,8 @@ class ArtifactFacts:
     """sha256 digests and ONNX signatures of blobs, computed once per blob id."""
 
     def __init__(self, git_dir: Path | None) -> None:
-        base = git_dir / "modelgit" if git_dir else None
-        self.digests = BlobCache(base / "sha256" if base else None, _sound_digest)
-        self.signatures = BlobCache(base / "onnx-signature" if base else None, _sound_signature)
+        self.digests = BlobCache(git_dir, "sha256", _sound_digest)
+        self.signatures = BlobCache(git_dir, "onnx-signature", _sound_signature)
         self._tried: dict[str, Any] = {}  # blob → sessions.Probe, from prefetch_signatures
 
     def sha256(self, blob: str, data: bytes) -> str:

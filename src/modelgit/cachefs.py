@@ -1,0 +1,113 @@
+"""Files of modelgit's own caches under ``<git dir>/modelgit/``, reached without following a link.
+
+The git directory is the user's; what is below ``modelgit/`` is ours. Every name is opened relative
+to its parent's file descriptor with ``O_NOFOLLOW``, so nothing is read or written through a
+symbolic link, wherever it points, and a FIFO is never waited on (``O_NONBLOCK``). A linked
+``modelgit`` directory is left alone (no cache is used at all); a link, file or directory where one
+of our entries should be is removed, never what a link points to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+@contextlib.contextmanager
+def modelgit_dir(git_dir: Path, create: bool) -> Iterator[int | None]:
+    """``<git_dir>/modelgit`` as a directory file descriptor, or None when it is missing (and not
+    ``create``d), a link, not a directory, or cannot be opened."""
+    fds: list[int] = []
+    try:
+        fds.append(os.open(git_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)))
+        try:
+            fds.append(os.open("modelgit", DIR_FLAGS, dir_fd=fds[0]))
+        except FileNotFoundError:
+            if not create:
+                raise
+            with contextlib.suppress(FileExistsError):  # another process made it
+                os.mkdir("modelgit", 0o755, dir_fd=fds[0])
+            fds.append(os.open("modelgit", DIR_FLAGS, dir_fd=fds[0]))
+    except OSError:
+        yield None
+    else:
+        yield fds[-1]
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)
+
+
+def read_regular(fd: int, name: str, limit: int) -> bytes | None:
+    """The bytes of the regular file ``name`` in the directory ``fd``; None when it is missing, a
+    link, anything but a regular file, larger than ``limit`` or unreadable."""
+    try:
+        file = os.open(name, READ_FLAGS, dir_fd=fd)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(file)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        chunks = []
+        while chunk := os.read(file, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(file)
+
+
+def remove(fd: int, name: str) -> None:
+    """Remove a file, link or directory tree inside the directory ``fd`` (never following links)."""
+    try:
+        info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        if stat.S_ISDIR(info.st_mode):
+            import shutil
+
+            shutil.rmtree(name, dir_fd=fd)
+        else:
+            os.unlink(name, dir_fd=fd)
+    except OSError:
+        pass
+
+
+def replace(fd: int, name: str, data: bytes) -> None:
+    """Write ``data`` to a new file in ``fd`` and rename it over ``name`` (a reader sees the old
+    file or the new one, never half of it); whatever was at ``name`` (a link: the link itself) is
+    replaced."""
+    temporary = f".tmp-{name}-{os.getpid()}-{os.urandom(6).hex()}"
+    file = os.open(temporary, NEW_FLAGS, 0o644, dir_fd=fd)
+    try:
+        with os.fdopen(file, "wb") as out:
+            out.write(data)
+        try:
+            os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except IsADirectoryError:  # a directory in its place: ours, under .git/modelgit/
+            remove(fd, name)
+            os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=fd)
+        raise
+
+
+def append(fd: int, name: str, data: bytes) -> None:
+    """Append ``data`` to the regular file ``name`` in one write call (concurrent writers
+    interleave whole writes, never bytes within one, on a local file system); a link in its
+    place is not followed (``OSError``)."""
+    file = os.open(name, APPEND_FLAGS, 0o644, dir_fd=fd)
+    try:
+        if not stat.S_ISREG(os.fstat(file).st_mode):
+            raise IsADirectoryError(name)  # a FIFO or device: not ours to write into
+        os.write(file, data)
+    finally:
+        os.close(file)
