@@ -264,6 +264,18 @@ def test_session_options_and_providers_are_used(score: RegistryRepo) -> None:
         assert session.get_providers() == ["CPUExecutionProvider"]
 
 
+def test_default_sessions_do_not_spin_and_given_options_are_kept(score: RegistryRepo) -> None:
+    # onnxruntime's default lets every session's pool spin after a run; a registry of many models
+    # turns that off. Options the caller passes are used as given.
+    keys = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
+    session = Registry.open(score.repo.root).session("score:v1")
+    assert [session.get_session_options().get_session_config_entry(k) for k in keys] == ["0", "0"]
+    spinning = ort.SessionOptions()
+    spinning.add_session_config_entry(keys[0], "1")
+    session = Registry.open(score.repo.root, session_options=spinning).session("score:v1")
+    assert session.get_session_options().get_session_config_entry(keys[0]) == "1"
+
+
 # -- fallbacks ----------------------------------------------------------------------------------------
 def _routed_to(reg: Registry, version: str) -> list[str]:
     return [k for k in KEYS if reg.route("score", key=k) == version]
