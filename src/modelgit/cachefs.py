@@ -18,6 +18,7 @@ from pathlib import Path
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+TEMPORARY_PREFIX = ".tmp-"  # files being written; one left by a killed process can be removed
 NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -80,15 +81,16 @@ def remove(fd: int, name: str) -> None:
         pass
 
 
-def replace(fd: int, name: str, data: bytes) -> None:
-    """Write ``data`` to a new file in ``fd`` and rename it over ``name`` (a reader sees the old
-    file or the new one, never half of it); whatever was at ``name`` (a link: the link itself) is
-    replaced."""
-    temporary = f".tmp-{name}-{os.getpid()}-{os.urandom(6).hex()}"
+def replace(fd: int, name: str, data: bytes | list[bytes | bytearray]) -> None:
+    """Write ``data`` (or its parts, in order) to a new file in ``fd`` and rename it over ``name``
+    (a reader sees the old file or the new one, never half of it); whatever was at ``name`` (a
+    link: the link itself) is replaced."""
+    temporary = f"{TEMPORARY_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
     file = os.open(temporary, NEW_FLAGS, 0o644, dir_fd=fd)
     try:
         with os.fdopen(file, "wb") as out:
-            out.write(data)
+            for part in [data] if isinstance(data, bytes) else data:
+                out.write(part)
         try:
             os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
         except IsADirectoryError:  # a directory in its place: ours, under .git/modelgit/

@@ -48,6 +48,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modelgit import cachefs
+
 FORMAT = 1  # the layout of a record (snapshot.py) and of a pack file; bump when either changes
 MAGIC = b"MGPARSE\x02"
 # magic, key, index length, values length, CRC-32 of index and values
@@ -66,9 +68,6 @@ STALE_TEMP_SECONDS = 3600
 # long-lived process after one commit) parses them instead of loading it.
 PARSE_EQUIVALENT_BYTES = 512 * 1024
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 @cache
@@ -331,7 +330,7 @@ class _Directory:
 
     def _open(self, parent: int, name: str, replace: bool) -> int | None:
         try:
-            return os.open(name, _DIR_FLAGS, dir_fd=parent)
+            return os.open(name, cachefs.DIR_FLAGS, dir_fd=parent)
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -344,7 +343,7 @@ class _Directory:
             return None
         with contextlib.suppress(FileExistsError):  # another process made it
             os.mkdir(name, 0o755, dir_fd=parent)
-        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        fd = os.open(name, cachefs.DIR_FLAGS, dir_fd=parent)
         if name == self.key:
             for other in os.listdir(parent):  # caches of other versions are never read again
                 if other != self.key:
@@ -367,7 +366,7 @@ def _read_pack(fd: int, name: str, key: str) -> Any:
     """The records of one pack file, values as (pack, offset, length); None when the file fails
     its checks, _GONE when it vanished."""
     try:
-        file = os.open(name, _READ_FLAGS, dir_fd=fd)
+        file = os.open(name, cachefs.READ_FLAGS, dir_fd=fd)
     except FileNotFoundError:
         return _GONE
     except OSError:
@@ -427,43 +426,17 @@ def _write_pack(fd: int, name: str, key: str, records: dict[str, Any], index: by
         index = marshal.dumps(entries)
     crc = zlib.crc32(values, zlib.crc32(index))
     header = _HEADER.pack(MAGIC, key.encode(), len(index), len(values), crc)
-    temporary = f".tmp-{os.getpid()}-{os.urandom(6).hex()}"
-    file = os.open(temporary, _WRITE_FLAGS, 0o644, dir_fd=fd)
-    try:
-        with os.fdopen(file, "wb") as out:
-            out.write(header)
-            out.write(index)
-            out.write(values)
-        try:
-            os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
-        except IsADirectoryError:  # a directory in its place: ours, under .git/modelgit/parsed/
-            _remove(fd, name)
-            os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary, dir_fd=fd)
-        raise
+    cachefs.replace(fd, name, [header, index, values])
 
 
-def _remove(fd: int, name: str) -> None:
-    """Remove a file, link or directory tree inside the directory ``fd`` (never following links)."""
-    try:
-        info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        if stat.S_ISDIR(info.st_mode):
-            import shutil
-
-            shutil.rmtree(name, dir_fd=fd)
-        else:
-            os.unlink(name, dir_fd=fd)
-    except OSError:
-        pass
+_remove = cachefs.remove
 
 
 def _remove_stale_temporaries(fd: int) -> None:
     """Temporary files left by a process killed mid-write (older than an hour: not in flight)."""
     now = time.time()
     for name in os.listdir(fd):
-        if name.startswith(".tmp-"):
+        if name.startswith(cachefs.TEMPORARY_PREFIX):
             try:
                 if now - os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS:
                     os.unlink(name, dir_fd=fd)
