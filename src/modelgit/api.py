@@ -439,7 +439,7 @@ def diff(repo: str | os.PathLike[str] | GitRepo, base: str = "HEAD~1", head: str
     loader = Loader(open_repo(repo))
     old = loader.load(base)
     new = loader.load(head, worktree=worktree)
-    changes = registry_changes(views.model_states(old), views.model_states(new))
+    changes = registry_changes(*views.changed_states(old, new))
     return DiffResult(old.commit, new.commit, tuple(changes))
 
 

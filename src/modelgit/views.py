@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from modelgit.diff import Change, Invalid, model_changes, registry_changes
+from modelgit.diff import Change, Invalid, model_changes
 from modelgit.gitstore import GitRepo
 from modelgit.snapshot import (
     MODELS_DIR,
-    Loader,
     ParsedFile,
     Snapshot,
     model_id_of,
@@ -110,20 +109,26 @@ def _short_summary(model_id: str, parsed: ParsedFile) -> dict[str, Any]:
             "statuses": statuses}
 
 
-def diff(loader: Loader, base: str, head: str | None, *, worktree: bool = False) -> dict[str, Any]:
-    old = loader.load(base)
-    new = loader.load(head, worktree=worktree)
-    changes = registry_changes(model_states(old), model_states(new))
-    return {"base": old.commit, "head": new.commit, "changes": [c.as_dict() for c in changes]}
-
-
 def _state(parsed: ParsedFile) -> Model | Invalid:
     return parsed.spec if parsed.spec is not None else Invalid(parsed.blob)
 
 
-def model_states(snapshot: Snapshot) -> dict[str, Model | Invalid]:
-    """Every model file of the snapshot: its model, or Invalid (so it does not read as removed)."""
-    return {mid: _state(parsed) for mid, parsed in snapshot.files.items()}
+def changed_states(old: Snapshot, new: Snapshot) -> tuple[dict[str, Model | Invalid], dict[str, Model | Invalid]]:
+    """The model files that differ between two snapshots (added, removed, or another blob), as
+    their model or Invalid on each side (so that a broken file does not read as removed). A file
+    with the same blob on both sides parses the same and changes nothing, so it is left out: a
+    diff of one changed file in 10,000 builds two typed models, not 20,000."""
+    before: dict[str, Model | Invalid] = {}
+    after: dict[str, Model | Invalid] = {}
+    for model_id in old.files.keys() | new.files.keys():
+        was, now = old.files.get(model_id), new.files.get(model_id)
+        if was is not None and now is not None and was.blob == now.blob:
+            continue
+        if was is not None:
+            before[model_id] = _state(was)
+        if now is not None:
+            after[model_id] = _state(now)
+    return before, after
 
 
 def history(repo: GitRepo, model_id: str, ref: str = "HEAD", limit: int | None = None) -> dict[str, Any]:
