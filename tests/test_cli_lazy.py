@@ -163,3 +163,44 @@ def test_the_server_verbs_are_listed_only_when_their_module_is_installed() -> No
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.splitlines()[-1] == "RESULT 2"
     assert "No such command 'serve'" in proc.stderr
+
+
+def raising(exc: BaseException) -> Any:
+    """A stand-in for the group's ``main`` (what ``run`` calls) that raises ``exc``."""
+    def main(*args: Any, **kwargs: Any) -> None:
+        raise exc
+
+    return main
+
+
+@pytest.mark.parametrize(("raised", "code", "err"), [
+    (KeyboardInterrupt(), 130, "interrupted\n"),
+    (click.exceptions.Abort(), 1, "aborted\n"),
+    (click.UsageError("no good"), 2, "Error: no good\n"),
+    (click.FileError("f.txt", "gone"), 1, "Error: Could not open file 'f.txt': gone\n"),
+    (click.exceptions.Exit(4), 4, ""),
+])
+def test_run_translates_what_click_and_the_user_raise(raised: BaseException, code: int, err: str,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(_app.cli, "main", raising(raised))
+    assert _app.run(["show"]) == code
+    assert capsys.readouterr() == ("", err)
+
+
+def test_run_translates_modelgit_errors_and_bugs(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from modelgit.errors import InvalidError, NotFoundError
+
+    for raised, code in ((NotFoundError("no model 'x'", hint="see 'modelgit show'"), 2),
+                         (InvalidError("bad file"), 1)):
+        monkeypatch.setattr(_app.cli, "main", raising(raised))
+        assert _app.run(["show"]) == code
+        assert capsys.readouterr().err == f"error: {raised.render()}\n"
+    monkeypatch.setattr(_app.cli, "main", raising(ZeroDivisionError("division by zero")))
+    assert _app.run(["show"]) == 3
+    assert "ZeroDivisionError" not in capsys.readouterr().err
+    assert _app.run(["--traceback", "show"]) == 3
+    assert "ZeroDivisionError: division by zero" in capsys.readouterr().err
+    monkeypatch.setattr(_app.cli, "main", lambda *a, **k: None)  # a command that returns nothing
+    assert _app.run(["show"]) == 0
