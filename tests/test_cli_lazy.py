@@ -204,3 +204,17 @@ def test_run_translates_modelgit_errors_and_bugs(monkeypatch: pytest.MonkeyPatch
     assert "ZeroDivisionError: division by zero" in capsys.readouterr().err
     monkeypatch.setattr(_app.cli, "main", lambda *a, **k: None)  # a command that returns nothing
     assert _app.run(["show"]) == 0
+
+
+def test_main_freezes_what_the_import_made_and_runs_with_the_collector_on() -> None:
+    code = ("import gc, io, contextlib\n"
+            "import modelgit.cli\n"
+            "from modelgit.cli import _app\n"
+            "assert gc.get_freeze_count() == 0\n"
+            "modelgit.cli.run(['--version'])\n"
+            "print('RUN', gc.isenabled(), gc.get_freeze_count())  # run leaves the collector alone\n"
+            "seen = []\n"
+            "_app.main = lambda argv: seen.append((gc.isenabled(), gc.get_freeze_count() > 1000, argv))\n"
+            "modelgit.cli.main(['--help'])\n"
+            "print('MAIN', *seen[0])\n")
+    assert run_python(code)[-2:] == ["RUN True 0", "MAIN True True ['--help']"]
