@@ -343,9 +343,24 @@ def bench_size(root: Path, base: str, size: int, repeats: int, env: dict[str, st
 
 # -- floors measured once -----------------------------------------------------------------------------------
 def bench_help(env: dict[str, str], runs: int) -> list[Measure]:
+    script = console_script(env)
+    program, how = ([script], "console script") if script else (modelgit_args(), "`python -m modelgit`")
     return interleaved_pair({"`python -c pass`, process": [sys.executable, "-c", "pass"],
-                             "`modelgit --help`, process": [*modelgit_args(), "--help"]},
+                             f"`modelgit --help` ({how}), process": [*program, "--help"]},
                             "-", runs, env, "`modelgit --help` / `python -c pass`", 4.0)
+
+
+def console_script(env: dict[str, str]) -> str | None:
+    """The ``modelgit`` a user types: the console script installed next to this interpreter, if
+    running it with ``env`` imports this checkout's modelgit (PYTHONVERBOSE names each module's
+    file); else None. `python -m modelgit` pays runpy on top, which the script does not."""
+    script = Path(sys.executable).with_name("modelgit")
+    if not (script.is_file() and os.access(script, os.X_OK)):
+        return None
+    ours = str(Path(modelgit.__file__).resolve())
+    probe = subprocess.run([str(script), "--version"], env={**env, "PYTHONVERBOSE": "1"}, capture_output=True,
+                           text=True)
+    return str(script) if probe.returncode == 0 and ours in probe.stderr else None
 
 
 def interleaved_pair(commands: dict[str, list[str]], size: str, runs: int, env: dict[str, str],

@@ -6,18 +6,22 @@ FastAPI and uvicorn are imported inside ``serve`` only, so ``modelgit --help`` s
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from modelgit.errors import EXIT_OK, UsageError
+
+if TYPE_CHECKING:  # pathlib is imported where a path is made: 'modelgit serve --help' needs none
+    from pathlib import Path
 
 TOKENS_HELP = ("Token file (JSON of sha256 digests); default: .git/modelgit/tokens.json, or MODELGIT_TOKENS "
                "(name:scope:sha256hex,...) when set.")
 
 
 def _token_path(obj: Any, tokens: str | None) -> Path:
+    from pathlib import Path
+
     from modelgit.server.tokens import tokens_path
 
     return Path(tokens) if tokens else tokens_path(obj.repo().git_dir)
@@ -52,6 +56,7 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         a bearer token: create one with 'modelgit token create --scope read'."""
         import json
         import os
+        from pathlib import Path
 
         import uvicorn
 

@@ -6,7 +6,6 @@ that registers them (no import circle).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +17,8 @@ import click
 
 def emit_json(data: Any) -> None:
     """Print ``data`` as indented JSON (what every ``--json`` prints)."""
+    import json  # here, not at the top: `modelgit --help` imports this module and never prints JSON
+
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
@@ -26,6 +27,8 @@ def emit_json_listing(before: dict[str, Any], key: str, items: Iterable[Any], af
     one item a line (compact, by the C encoder: ``indent=`` makes json fall back to its pure-Python
     encoder, 0.6 s for 1,000 models of 20 versions). Nothing is printed until the first item is
     made, so an error there leaves stdout empty."""
+    import json
+
     iterator = iter(items)
     first = next(iterator, _NOTHING)
     encode = json.JSONEncoder(default=str, ensure_ascii=True).encode
@@ -53,6 +56,8 @@ _NOTHING = object()
 
 def _indented(value: Any) -> str:
     """``value`` as indented JSON one level in (as json.dumps(indent=2) of the enclosing object)."""
+    import json
+
     return json.dumps(value, indent=2, default=str).replace("\n", "\n  ")
 
 

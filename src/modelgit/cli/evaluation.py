@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -70,6 +69,8 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         report = api.compare(repo, model, v1, v2, ref, resamples=resamples, seed=seed)
         text = {"md": report.to_markdown, "html": report.to_html, "json": report.to_json}[fmt]()
         if out:
+            from pathlib import Path  # here, not at the top: 'modelgit compare --help' needs no pathlib
+
             from modelgit.outputs import write_output
 
             target = Path(obj.repo_path) / out  # a relative --out is taken from the -C path, as in init
@@ -88,6 +89,8 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
     def ci(obj: Any, base: str, ref: str, out_dir: str) -> int:
         """Validate against BASE, evaluate and compare changed versions, write report.md and
         report.json; exit 1 if invalid or if a version gaining traffic is significantly worse."""
+        from pathlib import Path
+
         from modelgit import api
         from modelgit.ci import write_reports
 
