@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -428,6 +429,18 @@ def test_serve_refuses_to_start_without_tokens(example_repo: Repo, cli: Any, mon
     assert code == 2
     assert "every request would be refused" in err
     assert "modelgit token create --scope read" in err
+
+
+@pytest.mark.parametrize("missing", ["uvicorn", "fastapi"])
+def test_serve_without_the_server_extra_says_what_to_install(example_repo: Repo, cli: Any,
+                                                             monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    # A None in sys.modules makes importing that name fail as if it were not installed.
+    for name in [n for n in sys.modules if n.split(".")[0] == missing or n.startswith("modelgit.server")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, missing, None)
+    code, out, err = cli("-C", str(example_repo.root), "serve", "--port", "0")
+    assert (code, out) == (2, "")
+    assert f"{missing} is not installed" in err and "modelgit[server]" in err and "bug" not in err
 
 
 def test_unknown_query_parameters_and_loose_types_are_422(live: Live) -> None:

@@ -58,10 +58,16 @@ def register_commands(cli: click.Group, pass_context: Callable[..., Any]) -> Non
         import os
         from pathlib import Path
 
-        import uvicorn
+        try:
+            import uvicorn
 
-        from modelgit.server.app import SERVE_OPTIONS, create_app
-        from modelgit.server.nodelay import NoDelayHTTP
+            from modelgit.server.app import SERVE_OPTIONS, create_app
+            from modelgit.server.nodelay import NoDelayHTTP
+        except ModuleNotFoundError as exc:
+            if not exc.name or exc.name.split(".")[0] == "modelgit":
+                raise  # our own module missing: a broken install, not a missing extra
+            raise UsageError(f"'modelgit serve' needs the server extra: {exc.name} is not installed",
+                             hint="pip install 'modelgit[server]'") from None
         from modelgit.server.tokens import ENV_VAR, TokenStore
 
         path = Path(tokens) if tokens else None
