@@ -8,10 +8,11 @@ modelgit's version, the shipped JSON Schemas, the source of the modules that par
 versions of what they lean on (marshal, pydantic-core, PyYAML): a cache that other code wrote is
 never read, it sits in another directory and is removed.
 
-A record is plain data that :mod:`modelgit.snapshot` makes and checks (findings, whether the file is
-valid, the YAML value that the schema accepted, ...); this module only stores records and gets them
-back. A record is a fact about the blob: an outcome that might not repeat is never put here (the
-caller only puts outcomes it returned, never an exception).
+A record is a tuple of plain data that :mod:`modelgit.snapshot` makes and checks (findings, whether
+the file is valid, ..., and last the YAML value that the schema accepted, as bytes or None); this
+module only stores records and gets them back, the last item kept apart from the index. A record
+is a fact about the blob: an outcome that might not repeat is never put here (the caller only puts
+outcomes it returned, never an exception).
 
 On disk: ``base.pack`` and ``delta-*.pack`` files, each a header (magic, key, lengths, CRC-32),
 an index (a ``marshal``'d dict of records, each value replaced by its offset and length) and the
@@ -48,7 +49,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1  # the layout of a record (snapshot.py) and of a pack file; bump when either changes
+FORMAT = 2  # the layout of a record (snapshot.py) and of a pack file; bump when either changes
 MAGIC = b"MGPARSE\x02"
 # magic, key, index length, values length, CRC-32 of index and values
 _HEADER = struct.Struct(">8s24sQQI")
@@ -289,16 +290,16 @@ def is_stored_value(value: Any) -> bool:
 
 
 def _with_bytes(record: Any) -> Any:
-    value = record[4]
+    value = record[-1]
     if type(value) is tuple:
-        return (*record[:4], read_value(value))
+        return (*record[:-1], read_value(value))
     return record
 
 
 def _size(records: dict[str, Any]) -> int:
     total = 0
     for key, record in records.items():
-        value = record[4]
+        value = record[-1]
         total += len(key) + 256 + (value[2] if type(value) is tuple else len(value) if value else 0)
     return total
 
@@ -400,14 +401,14 @@ def _read_pack(fd: int, name: str, key: str) -> Any:
         return None
     start = _HEADER.size + index_length
     for key_, record in records.items():
-        if not (type(record) is tuple and len(record) == 5):
+        if not (type(record) is tuple and record):
             return None
-        where = record[4]
+        where = record[-1]
         if where is not None:
             if not (type(where) is tuple and len(where) == 2 and type(where[0]) is int and type(where[1]) is int
                     and where[0] >= 0 and where[1] >= 0 and where[0] + where[1] <= values_length):
                 return None
-            records[key_] = (*record[:4], (pack, start + where[0], where[1]))
+            records[key_] = (*record[:-1], (pack, start + where[0], where[1]))
     return records
 
 
@@ -418,12 +419,12 @@ def _write_pack(fd: int, name: str, key: str, records: dict[str, Any], index: by
     if index is None:
         entries = {}
         for record_key_, record in records.items():
-            value = record[4]
+            value = record[-1]
             where = None
             if value is not None:
                 where = (len(values), len(value))
                 values += value
-            entries[record_key_] = (*record[:4], where)
+            entries[record_key_] = (*record[:-1], where)
         index = marshal.dumps(entries)
     crc = zlib.crc32(values, zlib.crc32(index))
     header = _HEADER.pack(MAGIC, key.encode(), len(index), len(values), crc)
