@@ -210,7 +210,7 @@ def test_other_parsing_code_parses_everything_again(example_repo: Repo, parses: 
     assert parses.take() == registry_files(example_repo)
 
 
-def test_the_key_digests_the_schemas_and_the_parsing_source() -> None:
+def test_the_key_digests_the_schemas_and_the_parsing_source(monkeypatch: pytest.MonkeyPatch) -> None:
     parsecache._code_digest.cache_clear()
     try:
         key = parsecache.cache_key()
@@ -218,14 +218,53 @@ def test_the_key_digests_the_schemas_and_the_parsing_source() -> None:
         assert set(parsecache._PARSE_MODULES) >= {"snapshot.py", "yamlio.py", "rules.py", "spec.py"}
     finally:
         parsecache._code_digest.cache_clear()
-    real = modelgit.spec.schema_text
+    # What the key digests is the schema the validators use.
+    for name in ("model", "settings"):
+        assert parsecache._schema_text(name) == modelgit.spec.schema_text(name)
+    real = parsecache._schema_text
     try:
-        modelgit.spec.schema_text = lambda name: real(name) + " "  # type: ignore[assignment]
+        monkeypatch.setattr(parsecache, "_schema_text", lambda name: real(name) + " ")
         assert parsecache.cache_key() != key
     finally:
-        modelgit.spec.schema_text = real  # type: ignore[assignment]
+        monkeypatch.undo()
         parsecache._code_digest.cache_clear()
     assert parsecache.cache_key() == key
+
+
+@pytest.mark.parametrize("library", ["pydantic_core", "yaml"])
+def test_the_key_changes_with_an_installed_library(library: str, monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    """Another install of pydantic-core or PyYAML (another version, PyYAML with or without libyaml)
+    is another key; read from the library's files, without importing it."""
+    parsecache._code_digest.cache_clear()
+    key = parsecache.cache_key()
+    real = parsecache._installed
+    assert library in real(library) and "__init__.py" in real(library)
+    assert real("modelgit_no_such_library") == "modelgit_no_such_library: not installed"
+    try:
+        monkeypatch.setattr(parsecache, "_installed", lambda name: real(name) + ("x" if name == library else ""))
+        parsecache._code_digest.cache_clear()
+        assert parsecache.cache_key() != key
+    finally:
+        monkeypatch.undo()
+        parsecache._code_digest.cache_clear()
+    assert parsecache.cache_key() == key
+    # A file added to (or changed in) the library's directory changes what identifies it.
+    fake = tmp_path / library
+    fake.mkdir()
+    (fake / "__init__.py").write_text("__version__ = '1'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    importlib.invalidate_caches()
+    saved = sys.modules.pop(library, None)
+    try:
+        before = parsecache._installed(library)
+        (fake / "_ext.so").write_bytes(b"\0")
+        assert parsecache._installed(library) != before
+    finally:
+        if saved is not None:
+            sys.modules[library] = saved
 
 
 # -- damaged, foreign or linked cache files ------------------------------------------------------------
@@ -608,3 +647,35 @@ def test_the_show_table_from_the_cache_index_equals_the_one_from_typed_models(mi
     # A file this process parsed gives the same rows from its typed model.
     fresh_rows = [views.model_summary(mid, f.typed, versions=False) for mid, f in cached.files.items() if f.valid]
     assert fresh_rows == expected
+
+
+WARM_SHOW = textwrap.dedent("""
+    import sys
+    from modelgit.cli import main
+    sys.argv = ["modelgit", "-C", sys.argv[1], "show"]
+    try:
+        main()
+    except SystemExit as exit:
+        code = exit.code
+    print("IMPORTED", sorted({"pydantic", "modelgit.spec", "jsonschema", "rich"} & set(sys.modules)), code,
+          file=sys.stderr)
+""")
+
+
+def test_a_warm_show_imports_no_typed_model_and_prints_what_a_cold_one_does(mixed_repo: Repo) -> None:
+    """Warm (the parse cache filled by an earlier process, nothing changed), `show` reads every row
+    from the cache's index: the pydantic models are not even imported, and it prints the table a
+    process without the cache prints."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+
+    def show() -> tuple[str, str]:
+        done = subprocess.run([sys.executable, "-c", WARM_SHOW, str(mixed_repo.root)], capture_output=True,
+                              text=True, env=env, check=True)
+        return done.stdout, done.stderr.strip().splitlines()[-1]
+
+    cold_out, cold_imported = show()
+    assert "'modelgit.spec'" in cold_imported  # parsed: the typed models were built
+    assert pack_files(mixed_repo)
+    warm_out, warm_imported = show()
+    assert warm_imported == "IMPORTED [] 0"
+    assert warm_out == cold_out and "calling_score" in warm_out

@@ -75,17 +75,13 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os
 @cache
 def _code_digest() -> str:
     """A digest of what decides a record besides modelgit's version: the schemas, the parsing
-    modules' source and the versions of the libraries they call."""
-    import pydantic_core
-    import yaml
-
-    from modelgit.spec import schema_text
-
+    modules' source and the installed libraries they call (read from their files, not imported:
+    a warm process may need neither pydantic nor PyYAML, and importing them costs 20-30 ms)."""
     digest = hashlib.sha256()
-    digest.update(f"{FORMAT}\0{sys.version_info[:2]}\0{marshal.version}\0{pydantic_core.__version__}\0"
-                  f"{yaml.__version__}\0{getattr(yaml, '__with_libyaml__', False)}\0".encode())
+    digest.update(f"{FORMAT}\0{sys.version_info[:2]}\0{marshal.version}\0{_installed('pydantic_core')}\0"
+                  f"{_installed('yaml')}\0".encode())
     for name in ("model", "settings"):
-        digest.update(schema_text(name).encode())
+        digest.update(_schema_text(name).encode())
     package = resources.files("modelgit")
     for module in _PARSE_MODULES:
         try:
@@ -93,6 +89,38 @@ def _code_digest() -> str:
         except OSError:  # installed without sources: the version alone has to tell
             digest.update(b"no source " + module.encode())
     return digest.hexdigest()
+
+
+def _schema_text(name: str) -> str:
+    """The text of a shipped schema, as ``spec.schema_text`` reads it (without importing the
+    pydantic models that module defines)."""
+    return resources.files("modelgit").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
+
+
+def _installed(package: str) -> str:
+    """What tells one installation of ``package`` from another without importing it: the name,
+    size and modification time of each file in its top directory (its ``__init__`` with the
+    version, its compiled extensions: PyYAML's libyaml binding, pydantic-core's validator). Any
+    reinstall changes it, so the cache is never trusted across library versions."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return f"{package}: not installed"
+    files = []
+    for location in spec.submodule_search_locations:
+        try:
+            with os.scandir(location) as entries:
+                for entry in entries:
+                    if entry.is_file():
+                        info = entry.stat()
+                        files.append(f"{entry.name}:{info.st_size}:{info.st_mtime_ns}")
+        except OSError:
+            files.append(f"{location}: unreadable")
+    return f"{package}: " + ",".join(sorted(files))
 
 
 def cache_key() -> str:

@@ -19,15 +19,18 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from modelgit import _process, rules, yamlio
 from modelgit.errors import Finding, GitError, NotFoundError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo, blob_id
 from modelgit.parsecache import ParseCache, is_stored_value, read_value
-from modelgit.spec import FileArtifact, Model, Settings, schema_validator
+
+# The pydantic models (modelgit.spec) are imported where a typed model is built or looked at, not
+# here: importing them costs 0.1-0.2 s, and a warm load from the parse cache (show's table, the
+# runtime's open, validate) needs none.
+if TYPE_CHECKING:
+    from modelgit.spec import Model
 
 REGISTRY_DIR = "registry"
 SETTINGS_PATH = f"{REGISTRY_DIR}/modelgit.yaml"
@@ -125,7 +128,7 @@ class ParsedFile:
         """The number of versions of a typed model file (0 for anything else)."""
         if self._versions is None:
             typed = self._typed
-            self._versions = len(typed.versions) if isinstance(typed, Model) else 0
+            self._versions = len(typed.versions) if typed is not None and _is_model(typed) else 0
         return self._versions
 
     @property
@@ -133,7 +136,7 @@ class ParsedFile:
         """The repository files a typed model relies on (:func:`file_refs`)."""
         if self._refs is None:
             typed = self._typed
-            self._refs = file_refs(typed) if isinstance(typed, Model) else ()
+            self._refs = file_refs(typed) if typed is not None and _is_model(typed) else ()
         return self._refs
 
     def __eq__(self, other: object) -> bool:
@@ -147,6 +150,12 @@ class ParsedFile:
 
     def __repr__(self) -> str:
         return f"ParsedFile(path={self.path!r}, blob={self.blob!r}, valid={self.valid}, findings={self.findings!r})"
+
+
+def _is_model(typed: Any) -> bool:
+    from modelgit.spec import Model  # imported already: ``typed`` is a pydantic model
+
+    return isinstance(typed, Model)
 
 
 def model_row(model: Model) -> ModelRow:
@@ -164,6 +173,8 @@ def file_refs(model: Model) -> tuple[FileRef, ...]:
     """(path, json path, sha256, kind, recorded signature as plain data or None) of every
     repository file ``model`` relies on: the artifact of each version that is not archived (kind
     ``artifact``) and its evaluation dataset (``dataset``)."""
+    from modelgit.spec import FileArtifact
+
     refs: list[FileRef] = []
     for index, version in enumerate(model.versions):
         artifact = version.artifact
@@ -257,6 +268,8 @@ def _read_stored(parsed: ParsedFile) -> Any:
 
 def _materialize(parsed: ParsedFile) -> Any:
     """The typed model of a file from the parse cache: pydantic on the value it accepted before."""
+    from modelgit.spec import Model, Settings
+
     cls = Settings if parsed.path == SETTINGS_PATH else Model
     data = _read_stored(parsed)
     try:
@@ -685,6 +698,8 @@ def parse_model(data: bytes, path: str, blob: str = "") -> ParsedFile:
 
 def _parse_settings(data: bytes, path: str, blob: str) -> tuple[ParsedFile, Any]:
     """The parsed file and the value the schema accepted (None when it did not)."""
+    from modelgit.spec import Settings
+
     value, findings = yamlio.load(data, path)
     if findings:
         return ParsedFile(path, blob, None, tuple(findings)), None
@@ -693,6 +708,8 @@ def _parse_settings(data: bytes, path: str, blob: str) -> tuple[ParsedFile, Any]
 
 
 def _parse_model(data: bytes, path: str, blob: str) -> tuple[ParsedFile, Any]:
+    from modelgit.spec import Model
+
     value, findings = yamlio.load(data, path)
     if findings:
         return ParsedFile(path, blob, None, tuple(findings)), None
@@ -737,6 +754,8 @@ def _version_id_findings(value: Any, data: bytes, path: str) -> list[Finding]:
 
 
 def _typed(value: Any, data: bytes, path: str, cls: Any, schema_name: str) -> tuple[Any, list[Finding]]:
+    from pydantic import ValidationError
+
     if not isinstance(value, dict):
         needs = "name, task and versions" if schema_name == "model" else "schema_version: 1"
         if value is None:
@@ -760,6 +779,8 @@ def _typed(value: Any, data: bytes, path: str, cls: Any, schema_name: str) -> tu
 
 def schema_findings(value: Any, data: bytes, path: str, schema_name: str) -> list[Finding]:
     """JSON Schema errors as findings: one per problem, at its line, with a fix where we know it."""
+    from modelgit.spec import schema_validator
+
     validator = schema_validator(schema_name)
     leaves = [
         leaf

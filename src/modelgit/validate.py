@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelgit import rules, yamlio
 from modelgit.artifacts import ArtifactFacts
@@ -16,7 +16,9 @@ from modelgit.errors import Finding, InvalidError, LimitError, TransientError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
 from modelgit.sessions import Limits
 from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, file_refs, model_id_of, model_path
-from modelgit.spec import Model
+
+if TYPE_CHECKING:
+    from modelgit.spec import Model
 
 MAX_LINK_HOPS = 8
 TRANSIENT_CODE = "ART004"  # an artifact could not be checked this time (memory, threads, I/O)
