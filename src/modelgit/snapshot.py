@@ -241,15 +241,19 @@ def _optional_int(value: Any) -> bool:
 
 
 def _sound_row(row: Any) -> bool:
-    """Whether a cache record's row has the shape of :data:`ModelRow`."""
+    """Whether a cache record's row has the shape of :data:`ModelRow` (plain loops: it runs for
+    every model of a warm load)."""
     if not (type(row) is tuple and len(row) == 6 and type(row[0]) is str
-            and all(value is None or type(value) is str for value in row[1:4])
-            and type(row[4]) is tuple and type(row[5]) is tuple):
+            and (row[1] is None or type(row[1]) is str) and (row[2] is None or type(row[2]) is str)
+            and (row[3] is None or type(row[3]) is str) and type(row[4]) is tuple and type(row[5]) is tuple):
         return False
-    return all(type(pair) is tuple and len(pair) == 2 and type(pair[0]) is str and type(pair[1]) is float
-               for pair in row[4]) and \
-        all(type(pair) is tuple and len(pair) == 2 and type(pair[0]) is str and type(pair[1]) is int
-            for pair in row[5])
+    for pair in row[4]:
+        if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not float:
+            return False
+    for pair in row[5]:
+        if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not int:
+            return False
+    return True
 
 
 def _read_stored(parsed: ParsedFile) -> Any:
