@@ -657,14 +657,14 @@ WARM_SHOW = textwrap.dedent("""
         main()
     except SystemExit as exit:
         code = exit.code
-    print("IMPORTED", sorted({"pydantic", "modelgit.spec", "jsonschema", "rich"} & set(sys.modules)), code,
+    print("IMPORTED", sorted({"pydantic", "modelgit.spec", "jsonschema", "rich", "yaml"} & set(sys.modules)), code,
           file=sys.stderr)
 """)
 
 
 def test_a_warm_show_imports_no_typed_model_and_prints_what_a_cold_one_does(mixed_repo: Repo) -> None:
     """Warm (the parse cache filled by an earlier process, nothing changed), `show` reads every row
-    from the cache's index: the pydantic models are not even imported, and it prints the table a
+    from the cache's index: neither the pydantic models nor PyYAML are imported, and it prints the table a
     process without the cache prints."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
 

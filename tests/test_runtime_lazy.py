@@ -135,13 +135,13 @@ RUN_WARM = textwrap.dedent("""
     from modelgit import Registry
     reg = Registry.open(sys.argv[1])
     out = reg.run("score", np.ones((1, 3), dtype=np.float32), key="user-1")
-    print(sorted({"pydantic", "modelgit.spec", "jsonschema", "rich"} & set(sys.modules)), out[0].tolist())
+    print(sorted({"pydantic", "modelgit.spec", "jsonschema", "rich", "yaml"} & set(sys.modules)), out[0].tolist())
 """)
 
 
 def test_a_warm_process_opens_routes_and_runs_without_the_typed_models(repo: Repo) -> None:
     """With the parse cache and the artifact facts warm, a new process opens the registry, routes
-    and runs without importing pydantic; the answer is the one a cold process gives."""
+    and runs without importing pydantic or PyYAML; the answer is the one a cold process gives."""
     import os
     import subprocess
     import sys

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelgit import _process, rules, yamlio
+from modelgit import _process, rules
 from modelgit.errors import Finding, GitError, NotFoundError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo, blob_id
 from modelgit.parsecache import ParseCache, is_stored_value, read_value
@@ -31,6 +31,21 @@ from modelgit.parsecache import ParseCache, is_stored_value, read_value
 # runtime's open, validate) needs none.
 if TYPE_CHECKING:
     from modelgit.spec import Model
+
+
+class _LazyYamlio:
+    """``modelgit.yamlio``, imported on first use: it imports PyYAML (10-20 ms), which only parsing
+    a file and locating a finding need, not a warm load from the parse cache. The first use puts
+    the module itself in this one's namespace, so later uses are direct."""
+
+    def __getattr__(self, name: str) -> Any:
+        from modelgit import yamlio as module
+
+        globals()["yamlio"] = module
+        return getattr(module, name)
+
+
+yamlio: Any = _LazyYamlio()
 
 REGISTRY_DIR = "registry"
 SETTINGS_PATH = f"{REGISTRY_DIR}/modelgit.yaml"

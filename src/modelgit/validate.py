@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from modelgit import rules, yamlio
+from modelgit import rules
 from modelgit.artifacts import ArtifactFacts
 from modelgit.errors import Finding, InvalidError, LimitError, TransientError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
@@ -479,6 +479,8 @@ def _special_in_worktree(snapshot: Snapshot, path: str) -> str | None:
 
 def _at(snapshot: Snapshot, path: str, jpath: tuple[Any, ...], code: str, message: str,
         hint: str) -> Finding:
+    from modelgit import yamlio  # PyYAML: only when a finding needs its line (10-20 ms to import)
+
     data = snapshot.read(path)
     line, col, _ = yamlio.locate(data, jpath)
     return Finding(path, line, col, code, message, hint)
@@ -557,6 +559,8 @@ def base_findings(base: Snapshot, head: Snapshot,
             if head_model is None or not jpath:
                 findings.append(Finding(path, None, None, code, message, hint))
             else:
+                from modelgit import yamlio
+
                 line, col, _ = yamlio.locate(data, jpath)
                 findings.append(Finding(path, line, col, code, message, hint))
     return findings
