@@ -79,8 +79,9 @@ class ParsedFile:
 
     A file that comes from the parse cache (:mod:`modelgit.parsecache`) builds its typed model on
     first use, from the stored value the schema accepted: 10,000 pydantic models cost 1.5 s to
-    build and most commands look at a few. What validation needs of every file (findings, number
-    of versions, the repository files it refers to) is plain data, there from the start.
+    build and most commands look at a few. What validation and ``show`` need of every file
+    (findings, number of versions, the repository files it refers to, a valid model's summary
+    row) is plain data in the cache's index, there from the start.
     """
 
     __slots__ = ("_refs", "_row", "_stored", "_typed", "_versions", "blob", "findings", "path", "valid")
@@ -111,7 +112,7 @@ class ParsedFile:
 
     def plain(self) -> dict[str, Any] | None:
         """The value the schema accepted, as plain data read back from the parse cache without
-        building the typed model (what a summary of 10,000 models needs); None when this process
+        building the typed model (what the runtime serves a model from); None when this process
         parsed the file (use ``typed``) or the schema refused it."""
         stored = self._stored
         if stored is None or self._typed is not None:
