@@ -219,3 +219,21 @@ def test_a_reload_fetch_is_limited_to_the_transports_too(tmp_path: Path,
     monkeypatch.setenv("MODELGIT_GIT_PROTOCOLS", "https")
     assert reg.reload() is False
     assert reg.info()["refused"][-1]["reason"].startswith("git remote unreachable: ")
+
+
+def test_resolve_asks_git_once_per_commit_id_and_always_for_a_name(example_repo: Repo,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit id found once is not asked about again (an id names the same object for good);
+    a branch or HEAD is asked every time, so a moved ref is seen, and unknown refs still fail."""
+    repo = GitRepo.discover(example_repo.root)
+    asked: list[tuple[str, ...]] = []
+    real = repo._git
+    monkeypatch.setattr(repo, "_git", lambda *args, **kwargs: asked.append(args) or real(*args, **kwargs))
+    first = repo.resolve("HEAD")
+    assert repo.resolve(first) == first and repo.resolve(first) == first
+    assert [a[0] for a in asked] == ["rev-parse"]
+    example_repo.write("registry/notes.txt", "moved\n")
+    second = example_repo.commit("move HEAD")
+    assert repo.resolve("HEAD") == second != first and len(asked) == 2
+    with pytest.raises(UsageError, match="unknown git ref"):
+        repo.resolve("f" * 40)

@@ -210,7 +210,7 @@ def test_other_parsing_code_parses_everything_again(example_repo: Repo, parses: 
     assert parses.take() == registry_files(example_repo)
 
 
-def test_the_key_digests_the_schemas_and_the_parsing_source() -> None:
+def test_the_key_digests_the_schemas_and_the_parsing_source(monkeypatch: pytest.MonkeyPatch) -> None:
     parsecache._code_digest.cache_clear()
     try:
         key = parsecache.cache_key()
@@ -218,14 +218,53 @@ def test_the_key_digests_the_schemas_and_the_parsing_source() -> None:
         assert set(parsecache._PARSE_MODULES) >= {"snapshot.py", "yamlio.py", "rules.py", "spec.py"}
     finally:
         parsecache._code_digest.cache_clear()
-    real = modelgit.spec.schema_text
+    # What the key digests is the schema the validators use.
+    for name in ("model", "settings"):
+        assert parsecache._schema_text(name) == modelgit.spec.schema_text(name)
+    real = parsecache._schema_text
     try:
-        modelgit.spec.schema_text = lambda name: real(name) + " "  # type: ignore[assignment]
+        monkeypatch.setattr(parsecache, "_schema_text", lambda name: real(name) + " ")
         assert parsecache.cache_key() != key
     finally:
-        modelgit.spec.schema_text = real  # type: ignore[assignment]
+        monkeypatch.undo()
         parsecache._code_digest.cache_clear()
     assert parsecache.cache_key() == key
+
+
+@pytest.mark.parametrize("library", ["pydantic_core", "yaml"])
+def test_the_key_changes_with_an_installed_library(library: str, monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    """Another install of pydantic-core or PyYAML (another version, PyYAML with or without libyaml)
+    is another key; read from the library's files, without importing it."""
+    parsecache._code_digest.cache_clear()
+    key = parsecache.cache_key()
+    real = parsecache._installed
+    assert library in real(library) and "__init__.py" in real(library)
+    assert real("modelgit_no_such_library") == "modelgit_no_such_library: not installed"
+    try:
+        monkeypatch.setattr(parsecache, "_installed", lambda name: real(name) + ("x" if name == library else ""))
+        parsecache._code_digest.cache_clear()
+        assert parsecache.cache_key() != key
+    finally:
+        monkeypatch.undo()
+        parsecache._code_digest.cache_clear()
+    assert parsecache.cache_key() == key
+    # A file added to (or changed in) the library's directory changes what identifies it.
+    fake = tmp_path / library
+    fake.mkdir()
+    (fake / "__init__.py").write_text("__version__ = '1'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    importlib.invalidate_caches()
+    saved = sys.modules.pop(library, None)
+    try:
+        before = parsecache._installed(library)
+        (fake / "_ext.so").write_bytes(b"\0")
+        assert parsecache._installed(library) != before
+    finally:
+        if saved is not None:
+            sys.modules[library] = saved
 
 
 # -- damaged, foreign or linked cache files ------------------------------------------------------------
@@ -256,13 +295,25 @@ def _wrong_type(path: Path) -> None:
 def _unsound_records(path: Path) -> None:
     # A whole, well-framed pack whose records are not what snapshot.py writes.
     records = marshal.loads(path.read_bytes()[parsecache._HEADER.size:])
-    _rewrite(path, {key: ("not", "a", "record") if i % 2 else (True, ((1,),), 1, (), None)
+    _rewrite(path, {key: ("not", "a", "record") if i % 2 else (True, ((1,),), 1, (), None, None)
                     for i, key in enumerate(records)})
 
 
 def _valid_model_without_value(path: Path) -> None:
     records = marshal.loads(path.read_bytes()[parsecache._HEADER.size:])
-    _rewrite(path, {key: (True, (), 2, (), None) for key in records})
+    _rewrite(path, {key: (True, (), 2, (), None, None) for key in records})
+
+
+def _unsound_rows(path: Path) -> None:
+    # Every record whole but its summary row: a valid model's is no longer a row (a number where
+    # a status count goes, an int percent, ...), and the settings and invalid files get one
+    # where there must be none.
+    records = marshal.loads(path.read_bytes()[parsecache._HEADER.size:])
+    damaged = [("regression",), ("regression", None, None, None, (("v1", 100),), ()), "not a row",
+               ("regression", None, None, "v1", (), (("active", 1.5),))]
+    row = ("regression", None, None, "v1", (("v1", 100.0),), (("active", 1),))
+    _rewrite(path, {key: (*record[:4], damaged[i % len(damaged)] if record[4] is not None else row, record[5])
+                    for i, (key, record) in enumerate(records.items())})
 
 
 def _rewrite(path: Path, payload: Any) -> None:
@@ -283,6 +334,7 @@ DAMAGE = {
     "truncated": _truncate, "garbage": _garbage, "flipped_byte": _flipped_byte, "directory": _directory,
     "wrong_type": _wrong_type, "unsound_records": _unsound_records,
     "valid_model_without_value": _valid_model_without_value, "fifo": _fifo,
+    "unsound_rows": _unsound_rows,
 }
 
 
@@ -356,7 +408,8 @@ def make_outside_cache(repo: Repo, tmp_path: Path) -> Path:
     (other / ".git" / "modelgit" / "parsed").rename(elsewhere)
     [pack] = sorted(elsewhere.glob("*/*.pack"))
     records = marshal.loads(pack.read_bytes()[parsecache._HEADER.size:])
-    forged = {key: (valid, (), versions, refs, value) for key, (valid, _, versions, refs, value) in records.items()}
+    forged = {key: (valid, (), versions, refs, row, value)
+              for key, (valid, _, versions, refs, row, value) in records.items()}
     _rewrite(pack, forged)
     return elsewhere
 
@@ -542,10 +595,23 @@ def test_concurrent_loaders_get_what_a_fresh_parse_says(mixed_repo: Repo) -> Non
         assert worker.returncode == 0, out + err
 
 
-def test_the_show_table_from_cached_plain_values_equals_the_one_from_typed_models(mixed_repo: Repo) -> None:
-    """`show`'s table reads the cache's plain values instead of building 10,000 typed models; each
-    row must be what the typed model gives (ints in traffic become floats, a missing traffic is
-    100 % to the active version, missing owner and description are None)."""
+def _row_by_hand(model_id: str, model: Any) -> dict[str, Any]:
+    """A summary row of ``show`` read off a typed model attribute by attribute."""
+    statuses: dict[str, int] = {}
+    for version in model.versions:
+        statuses[version.status] = statuses.get(version.status, 0) + 1
+    actives = [v.version for v in model.versions if v.status == "active"]
+    traffic = {str(k): float(v) for k, v in model.traffic.items()} if model.traffic else \
+        {actives[0]: 100.0} if actives else {}
+    return {"model": model_id, "task": model.task, "owner": model.owner, "description": model.description,
+            "active": actives[0] if actives else None, "traffic": traffic, "statuses": statuses}
+
+
+def test_the_show_table_from_the_cache_index_equals_the_one_from_typed_models(mixed_repo: Repo) -> None:
+    """`show`'s table reads each row from the cache's index instead of building 10,000 typed
+    models or decompressing their stored values; each row must be what the typed model gives (ints
+    in traffic become floats, a missing traffic is 100 % to the active version, missing owner and
+    description are None)."""
     from modelgit import views
 
     mixed_repo.write("registry/models/plain_shapes.yaml", (
@@ -557,17 +623,59 @@ def test_the_show_table_from_cached_plain_values_equals_the_one_from_typed_model
     mixed_repo.write("registry/models/no_traffic.yaml", (
         "name: no_traffic\ntask: generation\nowner: team-a\ndescription: hosted\nversions:\n"
         "  - version: v1\n    status: active\n    artifact: {provider: openrouter, model_id: a/b}\n"))
-    mixed_repo.commit("Two more shapes")
+    mixed_repo.write("registry/models/no_active.yaml", (
+        "name: no_active\ntask: regression\nretired: true\nversions:\n"
+        f"  - version: v1\n    status: deprecated\n    artifact: {{uri: 's3://b/m.onnx', sha256: '{A64}'}}\n"))
+    mixed_repo.commit("Three more shapes")
     Loader(GitRepo.discover(mixed_repo.root)).load("HEAD")  # parses and fills the cache
     cached = Loader(GitRepo.discover(mixed_repo.root)).load("HEAD")
+    stored = {mid: f._stored for mid, f in cached.files.items()}
     models, invalid = views.show_stream(cached, versions=False)
     rows = list(models)
-    assert all(f.plain() is not None for f in cached.files.values() if f.valid)  # the cached path ran
-    expected = [views.model_summary(mid, f.typed, versions=False) for mid, f in cached.files.items() if f.valid]
-    assert rows == expected and len(rows) >= 5
+    # The cached path ran: no typed model was built, no stored value read.
+    assert all(f._typed is None and f._stored is stored[mid] for mid, f in cached.files.items())
+    expected = [_row_by_hand(mid, f.typed) for mid, f in cached.files.items() if f.valid]
+    assert rows == expected and len(rows) >= 6
     assert [[type(v) for v in row["traffic"].values()] for row in rows] == \
         [[type(v) for v in row["traffic"].values()] for row in expected]
     assert invalid == sorted(mid for mid, f in cached.files.items() if not f.valid)
     by_id = {row["model"]: row for row in rows}
     assert by_id["plain_shapes"]["traffic"] == {"2": 74.0, "v3": 26.0}
+    assert by_id["plain_shapes"]["statuses"] == {"deprecated": 1, "active": 1, "staging": 1}
     assert by_id["no_traffic"]["traffic"] == {"v1": 100.0} and by_id["no_traffic"]["owner"] == "team-a"
+    assert by_id["no_active"]["active"] is None and by_id["no_active"]["traffic"] == {}
+    # A file this process parsed gives the same rows from its typed model.
+    fresh_rows = [views.model_summary(mid, f.typed, versions=False) for mid, f in cached.files.items() if f.valid]
+    assert fresh_rows == expected
+
+
+WARM_SHOW = textwrap.dedent("""
+    import sys
+    from modelgit.cli import main
+    sys.argv = ["modelgit", "-C", sys.argv[1], "show"]
+    try:
+        main()
+    except SystemExit as exit:
+        code = exit.code
+    print("IMPORTED", sorted({"pydantic", "modelgit.spec", "jsonschema", "rich", "yaml"} & set(sys.modules)), code,
+          file=sys.stderr)
+""")
+
+
+def test_a_warm_show_imports_no_typed_model_and_prints_what_a_cold_one_does(mixed_repo: Repo) -> None:
+    """Warm (the parse cache filled by an earlier process, nothing changed), `show` reads every row
+    from the cache's index: neither the pydantic models nor PyYAML are imported, and it prints the table a
+    process without the cache prints."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+
+    def show() -> tuple[str, str]:
+        done = subprocess.run([sys.executable, "-c", WARM_SHOW, str(mixed_repo.root)], capture_output=True,
+                              text=True, env=env, check=True)
+        return done.stdout, done.stderr.strip().splitlines()[-1]
+
+    cold_out, cold_imported = show()
+    assert "'modelgit.spec'" in cold_imported  # parsed: the typed models were built
+    assert pack_files(mixed_repo)
+    warm_out, warm_imported = show()
+    assert warm_imported == "IMPORTED [] 0"
+    assert warm_out == cold_out and "calling_score" in warm_out

@@ -5,6 +5,7 @@ counters and ``info()``, never through timing."""
 
 from __future__ import annotations
 
+import textwrap
 import threading
 import zlib
 from collections import Counter
@@ -60,9 +61,10 @@ def test_open_makes_no_session_and_no_route_table(repo: Repo) -> None:
 
 def test_open_with_a_warm_parse_cache_builds_no_typed_model(repo: Repo) -> None:
     """A restart finds every file in the parse cache: open reads the active versions from the
-    cached plain values, and a model's typed (pydantic) model is built on its first request only."""
+    cache's index, and a request (routed, pinned) reads what serving needs from the cached plain
+    value: no typed (pydantic) model is built, and what serves is what a cold open serves."""
     _three_models(repo)
-    Registry.open(repo.root).close()  # fills .git/modelgit/parsed
+    cold = Registry.open(repo.root)  # fills .git/modelgit/parsed
     reg = Registry.open(repo.root)
     state = reg._state
     assert {name: entry.active for name, entry in state.models.items()} == \
@@ -70,7 +72,98 @@ def test_open_with_a_warm_parse_cache_builds_no_typed_model(repo: Repo) -> None:
     assert [name for name, entry in state.models.items() if entry.parsed._typed is not None] == []
     x = sample_input(3)
     np.testing.assert_array_equal(reg.run("other", x, key="k")[0], expected(3, x))
-    assert [name for name, entry in state.models.items() if entry.parsed._typed is not None] == ["other"]
+    for key in KEYS[:50]:
+        assert reg.route("score", key=key) == cold.route("score", key=key)
+    np.testing.assert_array_equal(reg.run("score:v2", x)[0], expected(2, x))
+    assert reg.info("score")["versions"] == cold.info("score")["versions"] == {"v1": "active", "v2": "staging"}
+    assert [name for name, entry in state.models.items() if entry.parsed._typed is not None] == []
+    cold.close()
+
+
+SHAPES = {
+    # name: (versions, traffic, retired)
+    "file_and_uri": ([V("v1", "deprecated", uri="s3://b/v1.onnx", weight=1), V("v2", "active", k=1, weight=0.5),
+                      V("v3", "staging", k=2), V("v4", "archived", uri="https://h/v4.onnx")], {"v2": 75, "v3": 25}),
+    "hosted": ([V("h1", "active", provider="openrouter"), V("h2", "staging", provider="acme", weight=0)], None),
+    "int_weights_no_traffic": ([V("1", "active", k=3, weight=1), V("2", "deprecated", k=4, weight=0)], None),
+    "no_active": ([V("x", "deprecated", k=5)], None),
+}
+
+
+def test_what_serving_reads_from_a_cached_plain_value_is_what_the_typed_model_says(repo: Repo) -> None:
+    """``Served`` from the parse cache's plain value (no pydantic) against ``Served`` from the typed
+    model pydantic builds from the same YAML: every kind of artifact, int weights and traffic,
+    no traffic, no active version, retired."""
+    from modelgit.gitstore import GitRepo
+    from modelgit.snapshot import Loader
+
+    reg = RegistryRepo(repo)
+    reg.settings()
+    for name, (versions, traffic) in SHAPES.items():
+        reg.model(name, versions, traffic, task="generation" if name == "hosted" else "regression")
+    repo.write("registry/models/retired.yaml", "name: retired\ntask: regression\nretired: true\nversions:\n"
+               f"  - {{version: r1, status: deprecated, artifact: {{uri: 's3://b/r.onnx', sha256: '{'c' * 64}'}}}}\n")
+    reg.commit("shapes")
+    Loader(GitRepo.discover(repo.root)).load("HEAD")  # parses, fills the cache
+    cached = Loader(GitRepo.discover(repo.root)).load("HEAD")
+    assert sorted(m for m, f in cached.files.items() if f.valid) == sorted([*SHAPES, "retired"])
+    plains = {name: parsed.plain() for name, parsed in cached.files.items()}  # before any typed model
+    for name, parsed in cached.files.items():
+        plain = plains[name]
+        assert plain is not None  # from the cache
+        from_plain = state.Served.of_plain(plain)
+        from_typed = state.Served.of_model(parsed.spec)
+        assert from_plain == from_typed, name
+        assert [type(v.weight) for v in from_plain.versions] == [type(v.weight) for v in from_typed.versions]
+        model = parsed.spec
+        assert from_plain.split() == model.split()
+        assert (from_plain.active.version if from_plain.active else None) == \
+            (model.active.version if model.active else None)
+        assert from_plain.retired == bool(model.retired) == (name == "retired")
+    served = state.Served.of_plain(plains["file_and_uri"] or {})
+    assert [v.artifact.kind for v in served.versions] == ["uri", "file", "file", "uri"]
+    assert served.version("v2") is not None and served.version("v2").artifact.path == \
+        "registry/artifacts/file_and_uri_v2.onnx"
+    hosted = state.Served.of_plain(plains["hosted"] or {})
+    assert [v.artifact.key for v in hosted.versions] == [("hosted", "openrouter", "openrouter/h1"),
+                                                         ("hosted", "acme", "acme/h2")]
+
+
+RUN_WARM = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from modelgit import Registry
+    reg = Registry.open(sys.argv[1])
+    out = reg.run("score", np.ones((1, 3), dtype=np.float32), key="user-1")
+    print(sorted({"pydantic", "modelgit.spec", "jsonschema", "rich", "yaml"} & set(sys.modules)), out[0].tolist())
+""")
+
+
+def test_a_warm_process_opens_routes_and_runs_without_the_typed_models(repo: Repo) -> None:
+    """With the parse cache and the artifact facts warm, a new process opens the registry, routes
+    and runs without importing pydantic or PyYAML; the answer is the one a cold process gives."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _three_models(repo)
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+
+    def run() -> tuple[str, str]:
+        out = subprocess.run([sys.executable, "-c", RUN_WARM, str(repo.root)], capture_output=True, text=True,
+                             env=env, check=True).stdout.strip()
+        imported, _, answer = out.partition("] ")
+        return imported + "]", answer
+
+    cold_imported, cold_answer = run()
+    assert "'pydantic'" in cold_imported
+    warm_imported, warm_answer = run()
+    assert warm_imported == "[]"
+    x = np.ones((1, 3), dtype=np.float32)
+    version = Registry.open(repo.root).route("score", key="user-1")
+    assert warm_answer == cold_answer == str(expected({"v1": 1, "v2": 2}[version], x).tolist())
 
 
 def test_the_first_request_loads_and_routes_as_an_independent_eager_table(repo: Repo) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from modelgit.rules import artifact_identity
-from modelgit.spec import Model
+
+if TYPE_CHECKING:
+    from modelgit.spec import Model
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ class Invalid:
     blob: str
 
 
-ModelState = Model | Invalid | None  # None: no file
+ModelState = Union["Model", Invalid, None]  # None: no file
 
 
 def _num(value: float | None) -> str:

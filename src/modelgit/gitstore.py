@@ -189,6 +189,9 @@ class GitRepo:
     def __init__(self, root: Path, git_dir: Path) -> None:
         self.root = root
         self.git_dir = git_dir
+        # Object ids already found to name a commit: an id names the same object for good, so
+        # asking git again (a process, 2-3 ms; a runtime's open asked three times) repeats it.
+        self._commits: set[str] = set()
 
     @classmethod
     def discover(cls, path: str | os.PathLike[str] = ".") -> GitRepo:
@@ -241,6 +244,8 @@ class GitRepo:
     # -- refs ------------------------------------------------------------------------------
     def resolve(self, ref: str) -> str:
         """The commit sha a ref names; a UsageError naming the ref when it does not exist."""
+        if ref in self._commits:
+            return ref
         proc = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}",
                         check=False)
         if proc.returncode != 0:
@@ -252,7 +257,9 @@ class GitRepo:
                 f"unknown git ref '{ref}'",
                 hint="name a branch, tag or commit that exists (see 'git branch -a')",
             )
-        return proc.stdout.decode().strip()
+        commit = proc.stdout.decode().strip()
+        self._commits.add(commit)
+        return commit
 
     def try_resolve(self, ref: str) -> str | None:
         try:

@@ -8,10 +8,11 @@ modelgit's version, the shipped JSON Schemas, the source of the modules that par
 versions of what they lean on (marshal, pydantic-core, PyYAML): a cache that other code wrote is
 never read, it sits in another directory and is removed.
 
-A record is plain data that :mod:`modelgit.snapshot` makes and checks (findings, whether the file is
-valid, the YAML value that the schema accepted, ...); this module only stores records and gets them
-back. A record is a fact about the blob: an outcome that might not repeat is never put here (the
-caller only puts outcomes it returned, never an exception).
+A record is a tuple of plain data that :mod:`modelgit.snapshot` makes and checks (findings, whether
+the file is valid, ..., and last the YAML value that the schema accepted, as bytes or None); this
+module only stores records and gets them back, the last item kept apart from the index. A record
+is a fact about the blob: an outcome that might not repeat is never put here (the caller only puts
+outcomes it returned, never an exception).
 
 On disk: ``base.pack`` and ``delta-*.pack`` files, each a header (magic, key, lengths, CRC-32),
 an index (a ``marshal``'d dict of records, each value replaced by its offset and length) and the
@@ -50,7 +51,7 @@ from typing import Any
 
 from modelgit import cachefs
 
-FORMAT = 1  # the layout of a record (snapshot.py) and of a pack file; bump when either changes
+FORMAT = 2  # the layout of a record (snapshot.py) and of a pack file; bump when either changes
 MAGIC = b"MGPARSE\x02"
 # magic, key, index length, values length, CRC-32 of index and values
 _HEADER = struct.Struct(">8s24sQQI")
@@ -73,17 +74,13 @@ PARSE_EQUIVALENT_BYTES = 512 * 1024
 @cache
 def _code_digest() -> str:
     """A digest of what decides a record besides modelgit's version: the schemas, the parsing
-    modules' source and the versions of the libraries they call."""
-    import pydantic_core
-    import yaml
-
-    from modelgit.spec import schema_text
-
+    modules' source and the installed libraries they call (read from their files, not imported:
+    a warm process may need neither pydantic nor PyYAML, and importing them costs 20-30 ms)."""
     digest = hashlib.sha256()
-    digest.update(f"{FORMAT}\0{sys.version_info[:2]}\0{marshal.version}\0{pydantic_core.__version__}\0"
-                  f"{yaml.__version__}\0{getattr(yaml, '__with_libyaml__', False)}\0".encode())
+    digest.update(f"{FORMAT}\0{sys.version_info[:2]}\0{marshal.version}\0{_installed('pydantic_core')}\0"
+                  f"{_installed('yaml')}\0".encode())
     for name in ("model", "settings"):
-        digest.update(schema_text(name).encode())
+        digest.update(_schema_text(name).encode())
     package = resources.files("modelgit")
     for module in _PARSE_MODULES:
         try:
@@ -91,6 +88,38 @@ def _code_digest() -> str:
         except OSError:  # installed without sources: the version alone has to tell
             digest.update(b"no source " + module.encode())
     return digest.hexdigest()
+
+
+def _schema_text(name: str) -> str:
+    """The text of a shipped schema, as ``spec.schema_text`` reads it (without importing the
+    pydantic models that module defines)."""
+    return resources.files("modelgit").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
+
+
+def _installed(package: str) -> str:
+    """What tells one installation of ``package`` from another without importing it: the name,
+    size and modification time of each file in its top directory (its ``__init__`` with the
+    version, its compiled extensions: PyYAML's libyaml binding, pydantic-core's validator). Any
+    reinstall changes it, so the cache is never trusted across library versions."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return f"{package}: not installed"
+    files = []
+    for location in spec.submodule_search_locations:
+        try:
+            with os.scandir(location) as entries:
+                for entry in entries:
+                    if entry.is_file():
+                        info = entry.stat()
+                        files.append(f"{entry.name}:{info.st_size}:{info.st_mtime_ns}")
+        except OSError:
+            files.append(f"{location}: unreadable")
+    return f"{package}: " + ",".join(sorted(files))
 
 
 def cache_key() -> str:
@@ -288,16 +317,16 @@ def is_stored_value(value: Any) -> bool:
 
 
 def _with_bytes(record: Any) -> Any:
-    value = record[4]
+    value = record[-1]
     if type(value) is tuple:
-        return (*record[:4], read_value(value))
+        return (*record[:-1], read_value(value))
     return record
 
 
 def _size(records: dict[str, Any]) -> int:
     total = 0
     for key, record in records.items():
-        value = record[4]
+        value = record[-1]
         total += len(key) + 256 + (value[2] if type(value) is tuple else len(value) if value else 0)
     return total
 
@@ -399,14 +428,14 @@ def _read_pack(fd: int, name: str, key: str) -> Any:
         return None
     start = _HEADER.size + index_length
     for key_, record in records.items():
-        if not (type(record) is tuple and len(record) == 5):
+        if not (type(record) is tuple and record):
             return None
-        where = record[4]
+        where = record[-1]
         if where is not None:
             if not (type(where) is tuple and len(where) == 2 and type(where[0]) is int and type(where[1]) is int
                     and where[0] >= 0 and where[1] >= 0 and where[0] + where[1] <= values_length):
                 return None
-            records[key_] = (*record[:4], (pack, start + where[0], where[1]))
+            records[key_] = (*record[:-1], (pack, start + where[0], where[1]))
     return records
 
 
@@ -417,12 +446,12 @@ def _write_pack(fd: int, name: str, key: str, records: dict[str, Any], index: by
     if index is None:
         entries = {}
         for record_key_, record in records.items():
-            value = record[4]
+            value = record[-1]
             where = None
             if value is not None:
                 where = (len(values), len(value))
                 values += value
-            entries[record_key_] = (*record[:4], where)
+            entries[record_key_] = (*record[:-1], where)
         index = marshal.dumps(entries)
     crc = zlib.crc32(values, zlib.crc32(index))
     header = _HEADER.pack(MAGIC, key.encode(), len(index), len(values), crc)

@@ -19,15 +19,33 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from modelgit import _process, rules, yamlio
+from modelgit import _process, rules
 from modelgit.errors import Finding, GitError, NotFoundError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo, blob_id
 from modelgit.parsecache import ParseCache, is_stored_value, read_value
-from modelgit.spec import FileArtifact, Model, Settings, schema_validator
+
+# The pydantic models (modelgit.spec) are imported where a typed model is built or looked at, not
+# here: importing them costs 0.1-0.2 s, and a warm load from the parse cache (show's table, the
+# runtime's open, validate) needs none.
+if TYPE_CHECKING:
+    from modelgit.spec import Model
+
+
+class _LazyYamlio:
+    """``modelgit.yamlio``, imported on first use: it imports PyYAML (10-20 ms), which only parsing
+    a file and locating a finding need, not a warm load from the parse cache. The first use puts
+    the module itself in this one's namespace, so later uses are direct."""
+
+    def __getattr__(self, name: str) -> Any:
+        from modelgit import yamlio as module
+
+        globals()["yamlio"] = module
+        return getattr(module, name)
+
+
+yamlio: Any = _LazyYamlio()
 
 REGISTRY_DIR = "registry"
 SETTINGS_PATH = f"{REGISTRY_DIR}/modelgit.yaml"
@@ -47,6 +65,10 @@ def model_id_of(path: str) -> str | None:
 
 
 FileRef = tuple[str, tuple[Any, ...], str, str, Any]
+# What a summary row of `show` lists of a valid model (model_row): task, owner, description, active
+# version id, traffic split as (version id, percent) pairs, and (status, number of versions) pairs
+# in release order.
+ModelRow = tuple[str, str | None, str | None, str | None, tuple[tuple[str, float], ...], tuple[tuple[str, int], ...]]
 
 
 class ParsedFile:
@@ -57,11 +79,12 @@ class ParsedFile:
 
     A file that comes from the parse cache (:mod:`modelgit.parsecache`) builds its typed model on
     first use, from the stored value the schema accepted: 10,000 pydantic models cost 1.5 s to
-    build and most commands look at a few. What validation needs of every file (findings, number
-    of versions, the repository files it refers to) is plain data, there from the start.
+    build and most commands look at a few. What validation and ``show`` need of every file
+    (findings, number of versions, the repository files it refers to, a valid model's summary
+    row) is plain data in the cache's index, there from the start.
     """
 
-    __slots__ = ("_refs", "_stored", "_typed", "_versions", "blob", "findings", "path", "valid")
+    __slots__ = ("_refs", "_row", "_stored", "_typed", "_versions", "blob", "findings", "path", "valid")
 
     def __init__(self, path: str, blob: str, spec: Any, findings: Iterable[Finding], typed: Any = None) -> None:
         self.path = path
@@ -73,6 +96,7 @@ class ParsedFile:
         self._stored: bytes | tuple[Any, int, int] | None = None
         self._versions: int | None = None
         self._refs: tuple[FileRef, ...] | None = None
+        self._row: ModelRow | None = None
 
     @property
     def spec(self) -> Any:
@@ -88,7 +112,7 @@ class ParsedFile:
 
     def plain(self) -> dict[str, Any] | None:
         """The value the schema accepted, as plain data read back from the parse cache without
-        building the typed model (what a summary of 10,000 models needs); None when this process
+        building the typed model (what the runtime serves a model from); None when this process
         parsed the file (use ``typed``) or the schema refused it."""
         stored = self._stored
         if stored is None or self._typed is not None:
@@ -96,14 +120,19 @@ class ParsedFile:
         data = _read_stored(self)
         return data if type(data) is dict else None
 
+    def row(self) -> ModelRow | None:
+        """What a summary row of ``show`` lists of a valid model (:func:`model_row`), None for any
+        other file. A file from the parse cache has it in the cache's index: a table of 10,000
+        models then neither builds a typed model nor reads and decompresses a stored value
+        (0.4 s of marshal and zlib)."""
+        if self._row is None and self.valid and self.path != SETTINGS_PATH:
+            self._row = model_row(self.typed)
+        return self._row
+
     def active_version(self) -> str | None:
-        """The id of a valid model's active version, from the parse cache's plain value when there
-        is one (no typed model built)."""
-        data = self.plain()
-        if data is None:
-            active = self.spec.active
-            return active.version if active is not None else None
-        return plain_active(data)
+        """The id of a valid model's active version (from :meth:`row`: no typed model built)."""
+        row = self.row()
+        return row[3] if row is not None else None
 
     @property
     def schema_ok(self) -> bool:
@@ -115,7 +144,7 @@ class ParsedFile:
         """The number of versions of a typed model file (0 for anything else)."""
         if self._versions is None:
             typed = self._typed
-            self._versions = len(typed.versions) if isinstance(typed, Model) else 0
+            self._versions = len(typed.versions) if typed is not None and _is_model(typed) else 0
         return self._versions
 
     @property
@@ -123,7 +152,7 @@ class ParsedFile:
         """The repository files a typed model relies on (:func:`file_refs`)."""
         if self._refs is None:
             typed = self._typed
-            self._refs = file_refs(typed) if isinstance(typed, Model) else ()
+            self._refs = file_refs(typed) if typed is not None and _is_model(typed) else ()
         return self._refs
 
     def __eq__(self, other: object) -> bool:
@@ -139,15 +168,29 @@ class ParsedFile:
         return f"ParsedFile(path={self.path!r}, blob={self.blob!r}, valid={self.valid}, findings={self.findings!r})"
 
 
-def plain_active(data: dict[str, Any]) -> str | None:
-    """The active version id of a model's plain value (``ParsedFile.plain()``), as ``Model.active``."""
-    return next((str(v["version"]) for v in data["versions"] if v["status"] == "active"), None)
+def _is_model(typed: Any) -> bool:
+    from modelgit.spec import Model  # imported already: ``typed`` is a pydantic model
+
+    return isinstance(typed, Model)
+
+
+def model_row(model: Model) -> ModelRow:
+    """The summary row of a typed model (see :data:`ModelRow`); the traffic as ``Model.split()``
+    says it (100 % to the active version when the file sets none)."""
+    active = model.active
+    statuses: dict[str, int] = {}
+    for version in model.versions:
+        statuses[version.status] = statuses.get(version.status, 0) + 1
+    return (model.task, model.owner, model.description, active.version if active is not None else None,
+            tuple(model.split().items()), tuple(statuses.items()))
 
 
 def file_refs(model: Model) -> tuple[FileRef, ...]:
     """(path, json path, sha256, kind, recorded signature as plain data or None) of every
     repository file ``model`` relies on: the artifact of each version that is not archived (kind
     ``artifact``) and its evaluation dataset (``dataset``)."""
+    from modelgit.spec import FileArtifact
+
     refs: list[FileRef] = []
     for index, version in enumerate(model.versions):
         artifact = version.artifact
@@ -173,16 +216,18 @@ def _record(parsed: ParsedFile, value: Any) -> tuple[Any, ...] | None:
         except ValueError:  # not plain data: never the case for a value the schema accepted
             return None
     findings = tuple((f.line, f.col, f.code, f.message, f.hint) for f in parsed.findings)
-    return (parsed.valid, findings, parsed.versions, parsed.refs, stored)
+    return (parsed.valid, findings, parsed.versions, parsed.refs, parsed.row(), stored)
 
 
 def _from_record(path: str, blob: str, record: Any) -> ParsedFile | None:
     """The parsed file a cache record stands for; None when the record is not sound."""
-    if not (type(record) is tuple and len(record) == 5):
+    if not (type(record) is tuple and len(record) == 6):
         return None
-    valid, findings, versions, refs, stored = record
+    valid, findings, versions, refs, row, stored = record
     if not (type(valid) is bool and type(findings) is tuple and type(versions) is int and type(refs) is tuple
             and (type(stored) is bytes or is_stored_value(stored) or (stored is None and not valid))):
+        return None
+    if (row is not None) != (valid and path != SETTINGS_PATH) or (row is not None and not _sound_row(row)):
         return None
     for found in findings:
         if not (type(found) is tuple and len(found) == 5 and _optional_int(found[0])
@@ -203,11 +248,28 @@ def _from_record(path: str, blob: str, record: Any) -> ParsedFile | None:
     parsed._stored = stored
     parsed._versions = versions
     parsed._refs = refs
+    parsed._row = row
     return parsed
 
 
 def _optional_int(value: Any) -> bool:
     return value is None or type(value) is int
+
+
+def _sound_row(row: Any) -> bool:
+    """Whether a cache record's row has the shape of :data:`ModelRow` (plain loops: it runs for
+    every model of a warm load)."""
+    if not (type(row) is tuple and len(row) == 6 and type(row[0]) is str
+            and (row[1] is None or type(row[1]) is str) and (row[2] is None or type(row[2]) is str)
+            and (row[3] is None or type(row[3]) is str) and type(row[4]) is tuple and type(row[5]) is tuple):
+        return False
+    for pair in row[4]:
+        if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not float:
+            return False
+    for pair in row[5]:
+        if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not int:
+            return False
+    return True
 
 
 def _read_stored(parsed: ParsedFile) -> Any:
@@ -226,6 +288,8 @@ def _read_stored(parsed: ParsedFile) -> Any:
 
 def _materialize(parsed: ParsedFile) -> Any:
     """The typed model of a file from the parse cache: pydantic on the value it accepted before."""
+    from modelgit.spec import Model, Settings
+
     cls = Settings if parsed.path == SETTINGS_PATH else Model
     data = _read_stored(parsed)
     try:
@@ -654,6 +718,8 @@ def parse_model(data: bytes, path: str, blob: str = "") -> ParsedFile:
 
 def _parse_settings(data: bytes, path: str, blob: str) -> tuple[ParsedFile, Any]:
     """The parsed file and the value the schema accepted (None when it did not)."""
+    from modelgit.spec import Settings
+
     value, findings = yamlio.load(data, path)
     if findings:
         return ParsedFile(path, blob, None, tuple(findings)), None
@@ -662,6 +728,8 @@ def _parse_settings(data: bytes, path: str, blob: str) -> tuple[ParsedFile, Any]
 
 
 def _parse_model(data: bytes, path: str, blob: str) -> tuple[ParsedFile, Any]:
+    from modelgit.spec import Model
+
     value, findings = yamlio.load(data, path)
     if findings:
         return ParsedFile(path, blob, None, tuple(findings)), None
@@ -706,6 +774,8 @@ def _version_id_findings(value: Any, data: bytes, path: str) -> list[Finding]:
 
 
 def _typed(value: Any, data: bytes, path: str, cls: Any, schema_name: str) -> tuple[Any, list[Finding]]:
+    from pydantic import ValidationError
+
     if not isinstance(value, dict):
         needs = "name, task and versions" if schema_name == "model" else "schema_version: 1"
         if value is None:
@@ -729,6 +799,8 @@ def _typed(value: Any, data: bytes, path: str, cls: Any, schema_name: str) -> tu
 
 def schema_findings(value: Any, data: bytes, path: str, schema_name: str) -> list[Finding]:
     """JSON Schema errors as findings: one per problem, at its line, with a fix where we know it."""
+    from modelgit.spec import schema_validator
+
     validator = schema_validator(schema_name)
     leaves = [
         leaf

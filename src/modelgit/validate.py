@@ -8,15 +8,17 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelgit import rules, yamlio
+from modelgit import rules
 from modelgit.artifacts import ArtifactFacts
 from modelgit.errors import Finding, InvalidError, LimitError, TransientError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo
 from modelgit.sessions import Limits
 from modelgit.snapshot import MODELS_DIR, Loader, Snapshot, file_refs, model_id_of, model_path
-from modelgit.spec import Model
+
+if TYPE_CHECKING:
+    from modelgit.spec import Model
 
 MAX_LINK_HOPS = 8
 TRANSIENT_CODE = "ART004"  # an artifact could not be checked this time (memory, threads, I/O)
@@ -477,6 +479,8 @@ def _special_in_worktree(snapshot: Snapshot, path: str) -> str | None:
 
 def _at(snapshot: Snapshot, path: str, jpath: tuple[Any, ...], code: str, message: str,
         hint: str) -> Finding:
+    from modelgit import yamlio  # PyYAML: only when a finding needs its line (10-20 ms to import)
+
     data = snapshot.read(path)
     line, col, _ = yamlio.locate(data, jpath)
     return Finding(path, line, col, code, message, hint)
@@ -555,6 +559,8 @@ def base_findings(base: Snapshot, head: Snapshot,
             if head_model is None or not jpath:
                 findings.append(Finding(path, None, None, code, message, hint))
             else:
+                from modelgit import yamlio
+
                 line, col, _ = yamlio.locate(data, jpath)
                 findings.append(Finding(path, line, col, code, message, hint))
     return findings

@@ -12,12 +12,13 @@ from modelgit.diff import Change, Invalid, model_changes
 from modelgit.gitstore import GitRepo
 from modelgit.snapshot import (
     MODELS_DIR,
+    ModelRow,
     ParsedFile,
     Snapshot,
     model_id_of,
     model_path,
+    model_row,
     parse_model,
-    plain_active,
 )
 
 if TYPE_CHECKING:
@@ -38,23 +39,24 @@ def model_summary(model_id: str, model: Model, *, versions: bool = True) -> dict
     each status, in release order) instead of ``versions``: all a summary table prints, at a tenth
     of the cost (a version's summary is ~1.7 µs; 20 of them per model are most of ``show``'s own
     time at 10,000 models)."""
+    if not versions:
+        return _row_summary(model_id, model_row(model))
     active = model.active
-    summary = {
+    return {
         "model": model_id,
         "task": model.task,
         "owner": model.owner,
         "description": model.description,
         "active": active.version if active else None,
         "traffic": model.split(),
+        "versions": [version_summary(v) for v in model.versions],
     }
-    if versions:
-        summary["versions"] = [version_summary(v) for v in model.versions]
-    else:
-        statuses: dict[str, int] = {}
-        for version in model.versions:
-            statuses[version.status] = statuses.get(version.status, 0) + 1
-        summary["statuses"] = statuses
-    return summary
+
+
+def _row_summary(model_id: str, row: ModelRow) -> dict[str, Any]:
+    task, owner, description, active, traffic, statuses = row
+    return {"model": model_id, "task": task, "owner": owner, "description": description, "active": active,
+            "traffic": dict(traffic), "statuses": dict(statuses)}
 
 
 def version_summary(version: Any) -> dict[str, Any]:
@@ -92,21 +94,12 @@ def show_stream(snapshot: Snapshot, model_id: str | None = None, *,
 
 
 def _short_summary(model_id: str, parsed: ParsedFile) -> dict[str, Any]:
-    """``model_summary(..., versions=False)``, from the parse cache's plain value when there is
-    one: a table of 10,000 models then builds no typed model (3 s of pydantic)."""
-    data = parsed.plain()
-    if data is None:
-        return model_summary(model_id, parsed.spec, versions=False)
-    active = plain_active(data)
-    traffic = data.get("traffic")
-    statuses: dict[str, int] = {}
-    for version in data["versions"]:
-        statuses[version["status"]] = statuses.get(version["status"], 0) + 1
-    return {"model": model_id, "task": data["task"], "owner": data.get("owner"),
-            "description": data.get("description"), "active": active,
-            "traffic": ({str(k): float(v) for k, v in traffic.items()} if traffic
-                        else {active: 100.0} if active else {}),
-            "statuses": statuses}
+    """``model_summary(..., versions=False)`` of a valid model file, from its row (in the parse
+    cache's index when the file came from there: a table of 10,000 models then builds no typed
+    model and reads no stored value)."""
+    row = parsed.row()
+    assert row is not None  # a valid model file
+    return _row_summary(model_id, row)
 
 
 def _state(parsed: ParsedFile) -> Model | Invalid:

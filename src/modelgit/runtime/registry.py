@@ -397,7 +397,7 @@ class Registry:
                 "active": entry.active,
                 "serving": entry.serving,
                 "traffic": entry.table.split if entry.table else entry.split,
-                "versions": {v.version: v.status for v in entry.model.versions},
+                "versions": {v.version: v.status for v in entry.served.versions},
                 "loaded": sorted(entry.loaded),
                 "errors": dict(entry.errors),
                 "fallbacks": {v: n for (m, v), n in fallbacks.items() if m == name},
@@ -470,9 +470,9 @@ def _split_pin(model: str) -> tuple[str, str]:
 
 
 def _pinnable(name: str, entry: ModelState, version_id: str) -> None:
-    version = entry.model.version(version_id)
+    version = entry.served.version(version_id)
     if version is None:
-        known = ", ".join(v.version for v in entry.model.versions)
+        known = ", ".join(v.version for v in entry.served.versions)
         raise NotFoundError(f"model '{name}' has no version '{version_id}'", hint=f"known: {known}")
     if version.status == "archived":
         raise InvalidError(f"'{name}:{version_id}' is archived and cannot be loaded",

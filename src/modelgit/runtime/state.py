@@ -19,13 +19,15 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelgit.errors import GitError, InvalidError, ModelgitError, TransientError, is_transient
 from modelgit.runtime.router import RouteTable
 from modelgit.snapshot import ParsedFile, Snapshot
-from modelgit.spec import FileArtifact, HostedArtifact, Model
 from modelgit.validate import Validator, resolve_path
+
+if TYPE_CHECKING:
+    from modelgit.spec import Model, Settings
 
 log = logging.getLogger("modelgit.runtime")
 
@@ -64,6 +66,106 @@ class Loaded:
                       self.first_input, self.run, version)
 
 
+@dataclass(frozen=True, slots=True)
+class ServedArtifact:
+    """A version's artifact as serving needs it: ``kind`` is "file" (``path``, ``sha256``), "uri"
+    (``uri``) or "hosted" (``provider``, ``model_id``)."""
+
+    kind: str
+    path: str = ""
+    sha256: str = ""
+    uri: str = ""
+    provider: str = ""
+    model_id: str = ""
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """What makes it the same artifact: its sha256, URI or provider and id."""
+        if self.kind == "file":
+            return ("file", self.sha256)
+        if self.kind == "hosted":
+            return ("hosted", self.provider, self.model_id)
+        return ("uri", self.uri)
+
+
+@dataclass(frozen=True, slots=True)
+class ServedVersion:
+    version: str
+    status: str
+    weight: float | None
+    artifact: ServedArtifact
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What serving a model needs of its file: each version's id, status, weight and artifact,
+    the traffic split and whether it is retired. A file from the parse cache gives it from the
+    stored value the schema accepted, without pydantic: importing the typed models and building
+    one cost 0.1-0.2 s of a new process's first request (a cold open → route → run is judged
+    against bare onnxruntime's own process). A file parsed in this process gives it from its
+    typed model; both give the same (tests/test_runtime_lazy.py compares them)."""
+
+    versions: tuple[ServedVersion, ...]
+    traffic: tuple[tuple[str, float], ...]  # as written; empty when the file sets none
+    retired: bool
+
+    @classmethod
+    def of(cls, parsed: ParsedFile) -> Served:
+        data = parsed.plain()
+        return cls.of_plain(data) if data is not None else cls.of_model(parsed.spec)
+
+    @classmethod
+    def of_plain(cls, data: dict[str, Any]) -> Served:
+        """From a valid model file's plain value (``ParsedFile.plain()``), read as pydantic does:
+        numbers as floats, the artifact's kind by the key that only it has."""
+        versions = []
+        for item in data["versions"]:
+            artifact = item["artifact"]
+            if "path" in artifact:
+                served = ServedArtifact("file", path=artifact["path"], sha256=artifact["sha256"])
+            elif "uri" in artifact:
+                served = ServedArtifact("uri", uri=artifact["uri"], sha256=artifact["sha256"])
+            else:
+                served = ServedArtifact("hosted", provider=artifact["provider"], model_id=artifact["model_id"])
+            weight = item.get("weight")
+            versions.append(ServedVersion(item["version"], item["status"],
+                                          float(weight) if weight is not None else None, served))
+        traffic = data.get("traffic") or {}
+        return cls(tuple(versions), tuple((str(k), float(v)) for k, v in traffic.items()),
+                   bool(data.get("retired")))
+
+    @classmethod
+    def of_model(cls, model: Model) -> Served:
+        from modelgit.spec import FileArtifact, HostedArtifact
+
+        versions = []
+        for version in model.versions:
+            artifact = version.artifact
+            if isinstance(artifact, FileArtifact):
+                served = ServedArtifact("file", path=artifact.path, sha256=artifact.sha256)
+            elif isinstance(artifact, HostedArtifact):
+                served = ServedArtifact("hosted", provider=artifact.provider, model_id=artifact.model_id)
+            else:
+                served = ServedArtifact("uri", uri=str(artifact.uri), sha256=artifact.sha256)
+            versions.append(ServedVersion(version.version, version.status, version.weight, served))
+        return cls(tuple(versions), tuple((model.traffic or {}).items()), bool(model.retired))
+
+    @property
+    def active(self) -> ServedVersion | None:
+        return next((v for v in self.versions if v.status == "active"), None)
+
+    def version(self, version_id: str) -> ServedVersion | None:
+        return next((v for v in self.versions if v.version == version_id), None)
+
+    def split(self) -> dict[str, float]:
+        """Traffic per version id in percent; 100 % to the active version when none is set
+        (``Model.split()``)."""
+        if self.traffic:
+            return dict(self.traffic)
+        active = self.active
+        return {active.version: 100.0} if active else {}
+
+
 @dataclass(eq=False, slots=True)  # one per model: 10,000 of them at open
 class ModelState:
     """One model at one commit. Lazily prepared: ``table`` and ``slots`` are built, and the
@@ -80,6 +182,7 @@ class ModelState:
     slots: tuple[Loaded, ...] = ()  # per table version: what serves it
     transient: bool = False  # an error that may not repeat (git): rebuild on the next reload
     ready: bool = False  # table built and the versions it routes to loaded or refused
+    served_: Served | None = None  # see ``served``
 
     @property
     def model(self) -> Model:
@@ -88,9 +191,18 @@ class ModelState:
         return self.parsed.spec  # type: ignore[no-any-return]
 
     @property
+    def served(self) -> Served:
+        """What serving the model needs (made on first use, without pydantic when the file came
+        from the parse cache). Two threads may both make it; either result is the same."""
+        served = self.served_
+        if served is None:
+            served = self.served_ = Served.of(self.parsed)
+        return served
+
+    @property
     def split(self) -> dict[str, float]:
         """The versions with traffic and their share (what the route table is built from)."""
-        return {v: float(w) for v, w in self.model.split().items() if w > 0}
+        return {v: float(w) for v, w in self.served.split().items() if w > 0}
 
     @property
     def serving(self) -> bool | None:
@@ -125,17 +237,22 @@ class State:
             self.fast[name] = (table._prefix, table._seed, table._index, entry.slots, table)
 
 
-def _artifact_key(model: Model, version_id: str | None) -> tuple[str, ...] | None:
+def _artifact_key(model: Served, version_id: str | None) -> tuple[str, ...] | None:
     """What makes a version's artifact the same one: its sha256, URI or provider and id."""
     version = model.version(version_id) if version_id else None
-    if version is None:
-        return None
-    artifact = version.artifact
-    if isinstance(artifact, FileArtifact):
-        return ("file", artifact.sha256)
-    if isinstance(artifact, HostedArtifact):
-        return ("hosted", artifact.provider, artifact.model_id)
-    return ("uri", str(artifact.uri))
+    return version.artifact.key if version is not None else None
+
+
+def _salt(settings: ParsedFile | None) -> str:
+    """The routing salt of a valid settings file ("" when none), from the parse cache's plain
+    value when there is one (no typed model built)."""
+    if settings is None or not settings.valid:
+        return ""
+    data = settings.plain()
+    if data is None:
+        typed: Settings = settings.spec
+        return (typed.routing.salt if typed.routing is not None else None) or ""
+    return (data.get("routing") or {}).get("salt") or ""
 
 
 class StateBuilder:
@@ -170,10 +287,7 @@ class StateBuilder:
             raise error(f"registry at {commit[:12]} is invalid", findings=report.findings[:20])
         snapshot = report.snapshot
         assert snapshot is not None
-        salt = ""
-        settings = snapshot.settings.spec if snapshot.settings is not None else None
-        if settings is not None and settings.routing is not None and settings.routing.salt:
-            salt = settings.routing.salt
+        salt = _salt(snapshot.settings)
         models: dict[str, ModelState] = {}
         todo = []
         for name, parsed in snapshot.files.items():
@@ -191,7 +305,7 @@ class StateBuilder:
             # In batches: one git round-trip per batch, and never every artifact in memory at once.
             for start in range(0, len(todo), PRELOAD_BATCH):
                 batch = todo[start:start + PRELOAD_BATCH]
-                fetched = self._prefetch(snapshot, [entry.model for _, entry, _ in batch])
+                fetched = self._prefetch(snapshot, [entry.served for _, entry, _ in batch])
                 with self.lock:
                     for name, entry, _ in batch:
                         self.prepare(snapshot, name, entry, fetched)
@@ -200,8 +314,8 @@ class StateBuilder:
             # the ones whose artifact changed (an unchanged one is what serves, or will, today).
             verify = [(name, entry) for name, entry, old in todo
                       if old is not None and old.serving is not False and entry.active is not None
-                      and _artifact_key(entry.model, entry.active) != _artifact_key(old.model, old.active)]
-            fetched = self._prefetch(snapshot, [entry.model for _, entry in verify], active_only=True)
+                      and _artifact_key(entry.served, entry.active) != _artifact_key(old.served, old.active)]
+            fetched = self._prefetch(snapshot, [entry.served for _, entry in verify], active_only=True)
             with self.lock:
                 for name, entry in verify:
                     assert entry.active is not None
@@ -240,7 +354,7 @@ class StateBuilder:
         wanted += [v for v in (table.versions if table is not None else ()) if v not in wanted]
         wanted = [v for v in wanted if v not in entry.loaded and v not in entry.errors]
         if fetched is None and len(wanted) > 1:
-            fetched = self._prefetch(snapshot, [entry.model])
+            fetched = self._prefetch(snapshot, [entry.served])
         for version in wanted:
             self.load_version(snapshot, name, entry, version, fetched)
         if table is not None:
@@ -255,7 +369,7 @@ class StateBuilder:
         serving; a new active version that was not tried has the artifact that serves now."""
         for name, old in current.models.items():
             entry = new.models.get(name)
-            if old.active is not None and (entry is None or (entry.active is None and not entry.model.retired)):
+            if old.active is not None and (entry is None or (entry.active is None and not entry.served.retired)):
                 raise InvalidError(f"model '{name}' serves '{old.active}' now but has no active version "
                                    f"at {new.commit[:12]}; keeping the current state",
                                    hint="promote a version, or set 'retired: true' to take it out of "
@@ -281,12 +395,12 @@ class StateBuilder:
                 live = set()
                 for entry in state.models.values():
                     if not entry.ready:
-                        live.update(_servable_shas(entry.model))
+                        live.update(_servable_shas(entry.served))
                 for sha in dead:
                     if sha not in live:
                         del self.sessions[sha]
 
-    def _prefetch(self, snapshot: Snapshot, models: list[Model], active_only: bool = False) -> dict[str, bytes]:
+    def _prefetch(self, snapshot: Snapshot, models: list[Served], active_only: bool = False) -> dict[str, bytes]:
         """Read the artifacts that will need a new session in one ``git cat-file`` round-trip."""
         wanted = {}
         for model in models:
@@ -296,7 +410,7 @@ class StateBuilder:
             for version_id in versions:
                 version = model.version(version_id)
                 artifact = version.artifact if version is not None else None
-                if isinstance(artifact, FileArtifact) and artifact.sha256 not in self.sessions:
+                if artifact is not None and artifact.kind == "file" and artifact.sha256 not in self.sessions:
                     entry, problem = resolve_path(snapshot, artifact.path)
                     if entry is not None and problem is None:
                         wanted[entry.blob] = entry
@@ -322,15 +436,15 @@ class StateBuilder:
     def load_version(self, snapshot: Snapshot, name: str, entry: ModelState, version_id: str,
                      fetched: dict[str, bytes] | None = None) -> None:
         """Load ``version_id`` into ``entry.loaded``, or say why not in ``entry.errors``."""
-        version = entry.model.version(version_id)
+        version = entry.served.version(version_id)
         assert version is not None
         artifact = version.artifact
         sha = None
         try:
-            if isinstance(artifact, HostedArtifact):
+            if artifact.kind == "hosted":
                 session: Any = HostedModel(name, version_id, artifact.provider, artifact.model_id)
                 inputs: tuple[str, ...] = ()
-            elif isinstance(artifact, FileArtifact):
+            elif artifact.kind == "file":
                 session = self.session_for(snapshot, artifact, fetched)
                 inputs = tuple(arg.name for arg in session.get_inputs())
                 sha = artifact.sha256
@@ -348,9 +462,11 @@ class StateBuilder:
                                           inputs[0] if inputs else None,
                                           None if hosted else session.run)
 
-    def session_for(self, snapshot: Snapshot, artifact: FileArtifact,
+    def session_for(self, snapshot: Snapshot, artifact: Any,
                     fetched: dict[str, bytes] | None = None) -> Any:
-        """The session of ``artifact`` (cached by sha256), its bytes verified first."""
+        """The session of a file ``artifact`` (a :class:`ServedArtifact` or a typed
+        ``FileArtifact``: its ``path`` and ``sha256``), cached by sha256, its bytes verified
+        first."""
         cached = self.sessions.get(artifact.sha256)
         if cached is not None:
             return cached
@@ -377,12 +493,13 @@ class StateBuilder:
         return session
 
 
-def _servable_shas(model: Model) -> list[str]:
+def _servable_shas(model: Served) -> list[str]:
     """The sha256 of the file artifacts a prepared ``model`` would load (active and split)."""
     shas = []
-    versions = [model.active.version] if model.active else []
+    active = model.active
+    versions = [active.version] if active else []
     for version_id in [*versions, *model.split()]:
         version = model.version(version_id)
-        if version is not None and isinstance(version.artifact, FileArtifact):
+        if version is not None and version.artifact.kind == "file":
             shas.append(version.artifact.sha256)
     return shas
