@@ -40,6 +40,7 @@ from typing import Any
 
 CHUNK = 8  # files per message: ~8 ms of work, small enough to balance, large enough to amortise I/O
 OUTSTANDING = 2  # chunks handed to a helper ahead of its work, so it never waits for this process
+POLL_EVERY = 4  # files parsed here between looks at the helpers (a helper has 2 chunks of work ahead)
 MIN_FILES_FORK = 64  # below this, a helper costs more than it saves
 MIN_FILES_SPAWN = 400  # a spawned helper needs ~0.3 s to import pydantic and the schema
 
@@ -107,8 +108,9 @@ def _run(jobs: Sequence[Job], here: Callable[[int], None], children: list[_Child
     while low < high:
         here(low)
         low += 1
-        collect(0)
-        hand_out()
+        if not low % POLL_EVERY:
+            collect(0)
+            hand_out()
     # Our part is done: wait for chunks of helpers that answered at least once; take back the
     # others (a spawned helper still importing, or one that died).
     while True:
