@@ -57,10 +57,10 @@ def start_method() -> str:
 
 def share(jobs: Sequence[Job], here: Callable[[int], None], helpers: int,
           method: str | None = None) -> dict[int, Any]:
-    """Call ``here(index)`` for the jobs this process parses, in increasing index order, while up
-    to ``helpers`` children parse others. Returns ``{index: record or None}`` for the jobs a child
-    parsed (None: parse it here; the caller does). Every index is either passed to ``here`` or in
-    the result, exactly once."""
+    """Call ``here(index)`` for the jobs this process parses (its share in increasing index order,
+    then any chunk taken back from a helper), while up to ``helpers`` children parse others.
+    Returns ``{index: record or None}`` for the jobs a child parsed (None: parse it here; the
+    caller does). Every index is either passed to ``here`` or in the result, exactly once."""
     method = method or start_method()
     least = MIN_FILES_FORK if method == "fork" else MIN_FILES_SPAWN
     if helpers <= 0 or len(jobs) < least:
@@ -167,8 +167,8 @@ class _Child:
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from modelgit._parsework import serve; serve(0, 1)"],
+        proc = subprocess.Popen(  # -P: a yaml.py or modelgit/ in the working directory is not imported
+            [sys.executable, "-P", "-c", "from modelgit._parsework import serve; serve(0, 1)"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
             start_new_session=False,
         )
