@@ -161,3 +161,20 @@ def test_few_files_or_no_helpers_stay_in_this_process(monkeypatch: pytest.Monkey
 
 def test_the_library_starts_no_helper_by_default() -> None:
     assert _process.parse_helpers == 0
+
+
+def test_fork_only_in_a_single_threaded_process() -> None:
+    import sys
+    import threading
+
+    if not sys.platform.startswith("linux"):
+        assert _parsework.start_method() == "spawn"
+        return
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert _parsework.start_method() == "spawn"
+    finally:
+        stop.set()
+        thread.join()

@@ -50,9 +50,19 @@ _HEADER = struct.Struct("<I")
 
 def start_method() -> str:
     """``fork`` where it is safe and cheap (Linux, this process single-threaded), else ``spawn``."""
-    if sys.platform.startswith("linux") and hasattr(os, "fork") and threading.active_count() == 1:
+    if sys.platform.startswith("linux") and hasattr(os, "fork") and _threads() == 1:
         return "fork"
     return "spawn"
+
+
+def _threads() -> int:
+    """The threads of this process as the kernel counts them: native ones too (an onnxruntime
+    pool, say), which ``threading`` does not see and a forked child could inherit a lock from."""
+    try:
+        with open("/proc/self/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[17])  # field 20, num_threads
+    except (OSError, ValueError, IndexError):
+        return max(threading.active_count(), 2)
 
 
 def share(jobs: Sequence[Job], here: Callable[[int], None], helpers: int,
