@@ -45,8 +45,8 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     started: list[int] = []
     start = _parsework._Child.start.__func__  # type: ignore[attr-defined]
 
-    def recording(cls: type, method: str, inherited: list[int]) -> _parsework._Child:
-        child = start(cls, method, inherited)
+    def recording(cls: type, method: str, *args: object) -> _parsework._Child:
+        child = start(cls, method, *args)
         started.append(child.pid if child.pid is not None else child.proc.pid)
         return child
 
@@ -148,7 +148,7 @@ def test_an_error_here_leaves_no_child(mixed_repo: Repo, small_chunks: list[int]
 
 
 def test_few_files_or_no_helpers_stay_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(cls: type, method: str, inherited: list[int]) -> None:
+    def refuse(cls: type, method: str, *args: object) -> None:
         raise AssertionError("no helper expected")
 
     monkeypatch.setattr(_parsework._Child, "start", classmethod(refuse))
@@ -157,6 +157,36 @@ def test_few_files_or_no_helpers_stay_in_this_process(monkeypatch: pytest.Monkey
     assert _parsework.share(jobs, done.append, helpers=1, method="fork") == {}
     assert _parsework.share(jobs * 100, done.append, helpers=0, method="fork") == {}
     assert done == [*range(10), *range(1000)]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_jobs_read_late_are_each_parsed_once(small_chunks: list[int], monkeypatch: pytest.MonkeyPatch,
+                                             method: str) -> None:
+    """With ``read``, forked helpers start on the last part before the rest is read; every job is
+    read before anyone parses it and answered exactly once."""
+    texts = [f"name: m{index}\ntask: regression\nversions: []\n".encode() for index in range(100)]
+    jobs: list[object] = [None] * len(texts)
+    reads: list[range] = []
+
+    def read(indices: range) -> None:
+        reads.append(indices)
+        for index in indices:
+            jobs[index] = (f"registry/models/m{index}.yaml", f"{index:040d}", texts[index])
+
+    done: list[int] = []
+
+    def here(index: int) -> None:
+        assert jobs[index] is not None
+        done.append(index)
+
+    helped = _parsework.share(jobs, here, helpers=2, method=method, read=read)  # type: ignore[arg-type]
+    assert sorted([*done, *helped]) == list(range(100))
+    assert all(record is not None for record in helped.values())
+    assert sorted(i for r in reads for i in r) == list(range(100))
+    if method == "fork":
+        assert reads[0].stop == 100 and reads[0].start > 0  # the last part first
+        assert helped
+    _assert_gone(small_chunks)
 
 
 def test_the_library_starts_no_helper_by_default() -> None:

@@ -613,9 +613,14 @@ class Loader:
                     todo.append((path, entry))
             else:
                 todo = files
-            contents = source.read_many(todo) if todo else {}
-            jobs = [(path, entry.blob, contents[entry.blob]) for path, entry in todo]
+            jobs: list[Any] = [None] * len(todo)
             records: list[Any] = [None] * len(jobs)
+
+            def read(indices: range) -> None:
+                contents = source.read_many([todo[index] for index in indices]) if indices else {}
+                for index in indices:
+                    path, entry = todo[index]
+                    jobs[index] = (path, entry.blob, contents[entry.blob])
 
             def here(index: int) -> None:
                 path, blob, data = jobs[index]
@@ -626,7 +631,7 @@ class Loader:
 
             # Uncached files are parsed by helper processes too when the CLI allows it (_parsework);
             # a helper's answer is the record a warm run would read, so the outcome is the same.
-            helped = _parsework.share(jobs, here, _process.parse_helpers)
+            helped = _parsework.share(jobs, here, _process.parse_helpers, read=read)
             for index, record in sorted(helped.items()):
                 path, blob, _ = jobs[index]
                 parsed = _from_record(path, blob, record) if record is not None else None
