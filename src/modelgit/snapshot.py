@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelgit import _process, rules
+from modelgit import _parsework, _process, rules
 from modelgit.errors import Finding, GitError, NotFoundError
 from modelgit.gitstore import SYMLINK_MODE, Entry, GitRepo, blob_id
 from modelgit.parsecache import ParseCache, is_stored_value, read_value
@@ -677,15 +677,36 @@ class Loader:
                     todo.append((path, entry))
             else:
                 todo = files
-            contents = source.read_many(todo) if todo else {}
-            for path, entry in todo:
-                data = contents[entry.blob]
+            jobs: list[Any] = [None] * len(todo)
+            records: list[Any] = [None] * len(jobs)
+
+            def read(indices: range) -> None:
+                contents = source.read_many([todo[index] for index in indices]) if indices else {}
+                for index in indices:
+                    path, entry = todo[index]
+                    jobs[index] = (path, entry.blob, contents[entry.blob])
+
+            def here(index: int) -> None:
+                path, blob, data = jobs[index]
                 parse = _parse_settings if path == SETTINGS_PATH else _parse_model
-                parsed, value = parse(data, path, entry.blob)
-                self._parsed[(path, entry.blob)] = parsed
-                record = _record(parsed, value)
+                parsed, value = parse(data, path, blob)
+                self._parsed[(path, blob)] = parsed
+                records[index] = _record(parsed, value)
+
+            # Uncached files are parsed by helper processes too when the CLI allows it (_parsework);
+            # a helper's answer is the record a warm run would read, so the outcome is the same.
+            helped = _parsework.share(jobs, here, _process.parse_helpers, read=read)
+            for index, record in sorted(helped.items()):
+                path, blob, _ = jobs[index]
+                parsed = _from_record(path, blob, record) if record is not None else None
+                if parsed is None:
+                    here(index)
+                else:
+                    self._parsed[(path, blob)] = parsed
+                    records[index] = record
+            for (path, blob, _), record in zip(jobs, records, strict=True):
                 if record is not None:
-                    self.cache.put(path, entry.blob, record)
+                    self.cache.put(path, blob, record)
             self.cache.flush()
         finally:
             if was_enabled:
@@ -704,6 +725,13 @@ class Loader:
         self._parsed = {k: v for k, v in self._parsed.items() if k in live}
         self._recent = {commit: snap for commit, snap in self._recent.items() if any(snap is k for k in keep)}
         self.cache.release()
+
+
+def record_of(path: str, blob: str, data: bytes) -> tuple[Any, ...] | None:
+    """The parse cache record of one file, parsed through the whole pipeline (what a helper
+    process of :mod:`modelgit._parsework` answers); None when it cannot be kept."""
+    parse = _parse_settings if path == SETTINGS_PATH else _parse_model
+    return _record(*parse(data, path, blob))
 
 
 def parse_settings(data: bytes, path: str, blob: str = "") -> ParsedFile:

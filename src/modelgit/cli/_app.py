@@ -230,11 +230,15 @@ def cli(ctx: click.Context, repo_path: str, traceback: bool) -> None:
 # -- entry point ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     """The ``modelgit`` process. It owns its process, so here (and only here) process-wide state
-    is tuned: onnxruntime's import-time logging quietened, the cyclic GC paused during bulk loads."""
+    is tuned: onnxruntime's import-time logging quietened, the cyclic GC paused during bulk loads,
+    helper processes allowed to parse uncached files."""
     from modelgit import _process
 
     os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
     _process.tune_gc = True
+    # Cold loads parse with helper processes too, one per other CPU this process may use (at most 3).
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    _process.parse_helpers = min(cpus - 1, 3)
     sys.exit(run(argv))
 
 
