@@ -2,4 +2,5 @@
 
 from modelgit.cli import main
 
-main()
+if __name__ == "__main__":  # a child that imports this module (a spawn start method) runs nothing
+    main()
