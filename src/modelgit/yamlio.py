@@ -495,6 +495,8 @@ def _fast_collection(get: Any, event: Any, depth: int, props: bool) -> Any:
         event = get()
         cls = event.__class__
         if cls is ScalarEvent:
+            # The sequence branch's scalar reading, inlined on purpose (not a helper function):
+            # this runs once per value of every file, where a call is a large part of the cost.
             if props and (event.anchor is not None or event.tag is not None):
                 raise _Unusual
             value = event.value
