@@ -679,3 +679,21 @@ def test_a_warm_show_imports_no_typed_model_and_prints_what_a_cold_one_does(mixe
     warm_out, warm_imported = show()
     assert warm_imported == "IMPORTED [] 0"
     assert warm_out == cold_out and "calling_score" in warm_out
+
+
+def test_history_reads_each_version_of_the_file_once_through_the_parse_cache(example_repo: Repo,
+                                                                            parses: Parses) -> None:
+    from modelgit.views import history
+
+    path = "registry/models/calling_score.yaml"
+    example_repo.write(path, example_repo.read(path).replace("owner:", "# an edit\nowner:", 1))
+    example_repo.commit("Edit calling_score")
+    # Its versions, from git itself: the blob of the file at each commit that changed it.
+    commits = example_repo.git("rev-list", "HEAD", "--", path).split()
+    versions = {example_repo.git("rev-parse", f"{c}:{path}").strip() for c in commits}
+    assert len(versions) >= 2
+    first = history(GitRepo.discover(example_repo.root), "calling_score")
+    assert parses.take() == [path] * len(versions)
+    again = history(GitRepo.discover(example_repo.root), "calling_score")  # as a new process would
+    assert parses.take() == []
+    assert again == first and len(first["commits"]) == len(commits)

@@ -715,6 +715,17 @@ class Loader:
                 gc.freeze()
                 gc.enable()
 
+    def parse_blobs(self, path: str, blobs: Iterable[str]) -> dict[str, ParsedFile]:
+        """The file ``path`` as each of ``blobs`` (e.g. its versions through history), read like
+        a snapshot's files: through the parse cache, parsed (and cached) only when not there.
+
+        >>> Loader(repo).parse_blobs("registry/models/a.yaml", [old, new])[new].spec  # doctest: +SKIP
+        """
+        blobs = list(dict.fromkeys(blobs))
+        todo = [(path, Entry("100644", blob)) for blob in blobs if (path, blob) not in self._parsed]
+        self._parse(todo, _GitSource(self.repo))
+        return {blob: self._parsed[(path, blob)] for blob in blobs}
+
     def forget_except(self, keep: Iterable[Snapshot]) -> None:
         """Drop parsed files that none of ``keep`` uses (bounds memory in long-lived runtimes),
         and the parse cache's records read from disk."""

@@ -12,13 +12,13 @@ from modelgit.diff import Change, Invalid, model_changes
 from modelgit.gitstore import GitRepo
 from modelgit.snapshot import (
     MODELS_DIR,
+    Loader,
     ModelRow,
     ParsedFile,
     Snapshot,
     model_id_of,
     model_path,
     model_row,
-    parse_model,
 )
 
 if TYPE_CHECKING:
@@ -146,10 +146,10 @@ def history(repo: GitRepo, model_id: str, ref: str = "HEAD", limit: int | None =
                          hint=f"did you mean {', '.join(close)}?" if close
                          else "see 'modelgit show' for the model ids")
     zero = "0" * 40
-    blobs = repo.read_blobs(b for _, old, new in entries for b in (old, new) if b != zero)
-    parsed: dict[str, Model | Invalid] = {}  # a missing key is the zero blob: no file
-    for blob, data in blobs.items():
-        parsed[blob] = _state(parse_model(data, path, blob))
+    # Each version of the file once, through the parse cache (a second history of the model, or
+    # a snapshot that had these blobs, parses nothing).
+    files = Loader(repo).parse_blobs(path, (b for _, old, new in entries for b in (old, new) if b != zero))
+    parsed: dict[str, Model | Invalid] = {blob: _state(f) for blob, f in files.items()}  # no key: no file
     result = []
     for entry, old_blob, new_blob in entries:
         changes: list[Change] = model_changes(model_id, parsed.get(old_blob), parsed.get(new_blob))
