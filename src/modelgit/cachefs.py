@@ -10,6 +10,7 @@ of our entries should be is removed, never what a link points to.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -22,28 +23,56 @@ TEMPORARY_PREFIX = ".tmp-"  # files being written; one left by a killed process 
 NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
+def open_dir(parent: int, name: str, create: bool, replace: bool) -> int | None:
+    """The directory ``name`` in ``parent`` as a file descriptor, never through a link; None when
+    it is missing (and not ``create``d) or is something else. With ``create`` and ``replace`` (an
+    entry that is ours), a link or file in its place is removed (never what a link points to) and
+    the directory made."""
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        # A symlink (ELOOP) or a file (ENOTDIR) where the directory should be.
+        if not (create and replace and exc.errno in (errno.ELOOP, errno.ENOTDIR)):
+            return None
+        os.unlink(name, dir_fd=parent)
+    if not create:
+        return None
+    with contextlib.suppress(FileExistsError):  # another process made it
+        os.mkdir(name, 0o755, dir_fd=parent)
+    return os.open(name, DIR_FLAGS, dir_fd=parent)
+
+
+@contextlib.contextmanager
+def open_dirs(git_dir: Path, names: tuple[str, ...], create: bool) -> Iterator[list[int] | None]:
+    """``<git_dir>/modelgit/<names...>`` opened one below the other (:func:`open_dir`; the
+    ``modelgit`` directory itself is never replaced: a linked one means no cache), as the file
+    descriptors from the git directory down, or None when one of them cannot be had. All are
+    closed on exit."""
+    fds: list[int] = []
+    try:
+        try:
+            fds.append(os.open(git_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)))
+            for name in ("modelgit", *names):
+                fd = open_dir(fds[-1], name, create, replace=name != "modelgit" or len(fds) > 1)
+                if fd is None:
+                    break
+                fds.append(fd)
+        except OSError:
+            pass
+        yield fds if len(fds) == len(names) + 2 else None
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def modelgit_dir(git_dir: Path, create: bool) -> Iterator[int | None]:
     """``<git_dir>/modelgit`` as a directory file descriptor, or None when it is missing (and not
     ``create``d), a link, not a directory, or cannot be opened."""
-    fds: list[int] = []
-    try:
-        fds.append(os.open(git_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)))
-        try:
-            fds.append(os.open("modelgit", DIR_FLAGS, dir_fd=fds[0]))
-        except FileNotFoundError:
-            if not create:
-                raise
-            with contextlib.suppress(FileExistsError):  # another process made it
-                os.mkdir("modelgit", 0o755, dir_fd=fds[0])
-            fds.append(os.open("modelgit", DIR_FLAGS, dir_fd=fds[0]))
-    except OSError:
-        yield None
-    else:
-        yield fds[-1]
-    finally:
-        for fd in reversed(fds):
-            os.close(fd)
+    with open_dirs(git_dir, (), create) as fds:
+        yield fds[-1] if fds else None
 
 
 def read_regular(fd: int, name: str, limit: int) -> bytes | None:

@@ -335,53 +335,35 @@ _GONE = object()  # a pack file removed between listing and opening: no records,
 
 
 class _Directory:
-    """``<git_dir>/modelgit/parsed/<key>`` opened without following any symlink; on entry, its
-    file descriptor, or None when it does not exist (or with ``create``, cannot be made). Other
-    keys' directories are removed when this one is created."""
+    """``<git_dir>/modelgit/parsed/<key>`` opened without following any symlink
+    (:func:`modelgit.cachefs.open_dirs`); on entry, its file descriptor, or None when it does not
+    exist (or with ``create``, cannot be made). Other keys' directories are removed when this one
+    is created."""
 
     def __init__(self, git_dir: Path | None, key: str, create: bool) -> None:
         self.git_dir, self.key, self.create = git_dir, key, create
-        self.fds: list[int] = []
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> int | None:
         if self.git_dir is None:
             return None
-        try:
-            self.fds.append(os.open(self.git_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)))
-            for name in ("modelgit", "parsed", self.key):
-                fd = self._open(self.fds[-1], name, replace=name != "modelgit")
-                if fd is None:
-                    return None
-                self.fds.append(fd)
-        except OSError:
-            return None
-        return self.fds[-1]
-
-    def _open(self, parent: int, name: str, replace: bool) -> int | None:
-        try:
-            return os.open(name, cachefs.DIR_FLAGS, dir_fd=parent)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            # A symlink (ELOOP) or a file (ENOTDIR) where the directory should be: when it is
-            # ours (parsed/ and below), remove the link or file itself, never what it points to.
-            if not (self.create and replace and exc.errno in (errno.ELOOP, errno.ENOTDIR)):
+        names = ("parsed", self.key)
+        fds = self._stack.enter_context(cachefs.open_dirs(self.git_dir, names, create=False))
+        if fds is None and self.create:  # made now: the first write of this modelgit version
+            fds = self._stack.enter_context(cachefs.open_dirs(self.git_dir, names, create=True))
+            if fds is None:
                 return None
-            os.unlink(name, dir_fd=parent)
-        if not self.create:
-            return None
-        with contextlib.suppress(FileExistsError):  # another process made it
-            os.mkdir(name, 0o755, dir_fd=parent)
-        fd = os.open(name, cachefs.DIR_FLAGS, dir_fd=parent)
-        if name == self.key:
-            for other in os.listdir(parent):  # caches of other versions are never read again
-                if other != self.key:
-                    _remove(parent, other)
-        return fd
+            parsed = fds[-2]
+            try:
+                for other in os.listdir(parsed):  # caches of other versions are never read again
+                    if other != self.key:
+                        _remove(parsed, other)
+            except OSError:
+                pass
+        return fds[-1] if fds is not None else None
 
     def __exit__(self, *exc: object) -> None:
-        for fd in reversed(self.fds):
-            os.close(fd)
+        self._stack.close()
 
 
 def _pack_names(fd: int) -> list[str]:
