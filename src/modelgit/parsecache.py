@@ -77,8 +77,10 @@ def _code_digest() -> str:
     modules' source and the installed libraries they call (read from their files, not imported:
     a warm process may need neither pydantic nor PyYAML, and importing them costs 20-30 ms)."""
     digest = hashlib.sha256()
-    digest.update(f"{FORMAT}\0{sys.version_info[:2]}\0{marshal.version}\0{_installed('pydantic_core')}\0"
-                  f"{_installed('yaml')}\0".encode())
+    # pydantic and pydantic-core decide what a typed model accepts, PyYAML what a file reads as,
+    # jsonschema the messages of a file pydantic refuses.
+    libraries = "\0".join(_installed(name) for name in ("pydantic", "pydantic_core", "yaml", "jsonschema"))
+    digest.update(f"{FORMAT}\0{sys.version_info[:2]}\0{marshal.version}\0{libraries}\0".encode())
     for name in ("model", "settings"):
         digest.update(_schema_text(name).encode())
     package = resources.files("modelgit")
