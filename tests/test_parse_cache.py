@@ -234,8 +234,8 @@ def test_the_key_digests_the_schemas_and_the_parsing_source(monkeypatch: pytest.
 @pytest.mark.parametrize("library", ["pydantic", "pydantic_core", "yaml", "jsonschema"])
 def test_the_key_changes_with_an_installed_library(library: str, monkeypatch: pytest.MonkeyPatch,
                                                    tmp_path: Path) -> None:
-    """Another install of pydantic, pydantic-core, PyYAML or jsonschema (another version, PyYAML with or without libyaml)
-    is another key; read from the library's files, without importing it."""
+    """Another install of pydantic, pydantic-core, PyYAML or jsonschema (another version, PyYAML
+    with or without libyaml) is another key; read from the library's files, without importing it."""
     parsecache._code_digest.cache_clear()
     key = parsecache.cache_key()
     real = parsecache._installed
