@@ -688,8 +688,7 @@ class Loader:
 
             def here(index: int) -> None:
                 path, blob, data = jobs[index]
-                parse = _parse_settings if path == SETTINGS_PATH else _parse_model
-                parsed, value = parse(data, path, blob)
+                parsed, value = _parse_file(data, path, blob)
                 self._parsed[(path, blob)] = parsed
                 records[index] = _record(parsed, value)
 
@@ -741,8 +740,13 @@ class Loader:
 def record_of(path: str, blob: str, data: bytes) -> tuple[Any, ...] | None:
     """The parse cache record of one file, parsed through the whole pipeline (what a helper
     process of :mod:`modelgit._parsework` answers); None when it cannot be kept."""
-    parse = _parse_settings if path == SETTINGS_PATH else _parse_model
-    return _record(*parse(data, path, blob))
+    return _record(*_parse_file(data, path, blob))
+
+
+def _parse_file(data: bytes, path: str, blob: str) -> tuple[ParsedFile, Any]:
+    """The settings file or a model file through its pipeline: the parsed file and the value the
+    schema accepted."""
+    return (_parse_settings if path == SETTINGS_PATH else _parse_model)(data, path, blob)
 
 
 def parse_settings(data: bytes, path: str, blob: str = "") -> ParsedFile:
