@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -161,7 +162,7 @@ def test_few_files_or_no_helpers_stay_in_this_process(monkeypatch: pytest.Monkey
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_jobs_read_late_are_each_parsed_once(small_chunks: list[int], monkeypatch: pytest.MonkeyPatch,
-                                             method: str) -> None:
+                                             tmp_path: Path, method: str) -> None:
     """With ``read``, forked helpers start on the last part before the rest is read; every job is
     read before anyone parses it and answered exactly once."""
     texts = [f"name: m{index}\ntask: regression\nversions: []\n".encode() for index in range(100)]
@@ -174,9 +175,27 @@ def test_jobs_read_late_are_each_parsed_once(small_chunks: list[int], monkeypatc
             jobs[index] = (f"registry/models/m{index}.yaml", f"{index:040d}", texts[index])
 
     done: list[int] = []
+    # This process's share costs nothing here, so it would finish before a helper's first answer
+    # and take every chunk back (as it does from a helper that is slow to start). So, forked, it
+    # waits until a helper has sent its first chunk's answer: the helper (which inherits this
+    # patch) leaves a mark as it starts on its ninth file, the first one after that answer.
+    answered = tmp_path / "a-helper-answered"
+    real = snapshot.record_of
+    calls = [0]
+
+    def record_of(path: str, blob: str, data: bytes) -> object:
+        calls[0] += 1
+        if calls[0] == _parsework.CHUNK + 1:
+            answered.touch()
+        return real(path, blob, data)
+
+    monkeypatch.setattr(snapshot, "record_of", record_of)
 
     def here(index: int) -> None:
         assert jobs[index] is not None
+        deadline = time.monotonic() + 60  # a bound for a machine that never runs the helper
+        while method == "fork" and not answered.exists() and time.monotonic() < deadline:
+            time.sleep(0.002)
         done.append(index)
 
     helped = _parsework.share(jobs, here, helpers=2, method=method, read=read)  # type: ignore[arg-type]
